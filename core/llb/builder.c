@@ -1,0 +1,2 @@
+/* The definition builder (include/kiln/llb.h). */
+#include "llb/graph.h"
