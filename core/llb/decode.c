@@ -355,7 +355,7 @@ static int link_inputs(kiln_definition_t *def, kiln__vertex_t *v,
  * A cycle needs a SHA-256 collision, but the graph is checked anyway: the
  * solver's walks rely on it.
  */
-static int check_acyclic(kiln_definition_t *def, kiln_error_t *err)
+int kiln__graph_check_acyclic(kiln_definition_t *def, kiln_error_t *err)
 {
     size_t n = def->n_vertices;
     uint8_t *color = calloc(n ? n : 1, 1); /* 0 new, 1 on stack, 2 done */
@@ -540,7 +540,7 @@ static int validate(kiln_definition_t *def, kiln_error_t *err)
         rc = check_metadata(def, err);
     }
     if (rc == 0) {
-        rc = check_acyclic(def, err);
+        rc = kiln__graph_check_acyclic(def, err);
     }
     return rc;
 }

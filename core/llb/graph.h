@@ -57,6 +57,13 @@ kiln__vertex_t *kiln__definition_find(const kiln_definition_t *def,
                                       const char *digest);
 
 /*
+ * Fails with KILN_EINVAL if the vertices' input edges form a cycle. A cycle
+ * needs a SHA-256 fixed point, so only hand-wired graphs can have one; the
+ * solver's walks rely on the check all the same.
+ */
+int kiln__graph_check_acyclic(kiln_definition_t *def, kiln_error_t *err);
+
+/*
  * Checks that data[0..len) is well-formed protobuf for `desc`, recursing
  * into sub-messages up to KILN_PB_MAX_DEPTH levels and checking that every
  * string field holds valid UTF-8. On failure, writes a message naming the
