@@ -39,7 +39,10 @@ typedef struct kiln__buf {
     bool oom;
 } kiln__buf_t;
 
-#define KILN_BUF_INIT {NULL, 0, 0, false}
+#define KILN_BUF_INIT                                                          \
+    {                                                                          \
+        NULL, 0, 0, false                                                      \
+    }
 
 bool kiln__buf_reserve(kiln__buf_t *b, size_t extra);
 void kiln__buf_append(kiln__buf_t *b, const void *data, size_t len);
@@ -69,7 +72,7 @@ bool kiln__utf8_valid(const void *s, size_t len);
 
 /* Reads a whole file (or stdin for "-") into a malloc'ed buffer, refusing
  * files larger than `limit`. */
-int kiln__read_file(const char *path, size_t limit, uint8_t **out,
-                    size_t *len, kiln_error_t *err);
+int kiln__read_file(const char *path, size_t limit, uint8_t **out, size_t *len,
+                    kiln_error_t *err);
 
 #endif

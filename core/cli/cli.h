@@ -6,7 +6,7 @@
 
 /* Exit codes: 1 for a failed operation, 2 for a usage error. */
 #define KILN_CLI_FAILURE 1
-#define KILN_CLI_USAGE 2
+#define KILN_CLI_USAGE   2
 
 struct kiln_cli_command {
     const char *name;

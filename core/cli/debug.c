@@ -8,17 +8,18 @@
 
 static void dump_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: kiln debug dump-llb [OPTIONS] [FILE|-]\n"
-            "\n"
-            "Decode and validate an LLB definition (a marshaled pb.Definition,\n"
-            "as 'buildctl build' reads it) and print one JSON object per op,\n"
-            "as 'buildctl debug dump-llb' does. Reads standard input when FILE\n"
-            "is '-' or missing.\n"
-            "\n"
-            "Options:\n"
-            "      --dot        Print a Graphviz graph of the ops instead\n"
-            "  -h, --help       Show this help and exit\n");
+    fprintf(
+        out,
+        "Usage: kiln debug dump-llb [OPTIONS] [FILE|-]\n"
+        "\n"
+        "Decode and validate an LLB definition (a marshaled pb.Definition,\n"
+        "as 'buildctl build' reads it) and print one JSON object per op,\n"
+        "as 'buildctl debug dump-llb' does. Reads standard input when FILE\n"
+        "is '-' or missing.\n"
+        "\n"
+        "Options:\n"
+        "      --dot        Print a Graphviz graph of the ops instead\n"
+        "  -h, --help       Show this help and exit\n");
 }
 
 static int dump_llb(int argc, char **argv)
@@ -88,6 +89,5 @@ int kiln_cli_debug(int argc, char **argv)
     if (strcmp(argv[1], "dump-llb") == 0) {
         return dump_llb(argc - 1, argv + 1);
     }
-    return kiln_cli_usage_error("debug", "unknown debug command '%s'",
-                                argv[1]);
+    return kiln_cli_usage_error("debug", "unknown debug command '%s'", argv[1]);
 }

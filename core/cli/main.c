@@ -16,16 +16,15 @@ static const struct kiln_cli_command commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: kiln [OPTIONS] COMMAND [ARGS...]\n"
-            "\n"
-            "kiln runs build graphs in BuildKit's LLB format.\n"
-            "\n"
-            "Options:\n"
-            "  -h, --help       Show this help and exit\n"
-            "  -V, --version    Show the version and exit\n"
-            "\n"
-            "Commands:\n");
+    fprintf(out, "Usage: kiln [OPTIONS] COMMAND [ARGS...]\n"
+                 "\n"
+                 "kiln runs build graphs in BuildKit's LLB format.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -h, --help       Show this help and exit\n"
+                 "  -V, --version    Show the version and exit\n"
+                 "\n"
+                 "Commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
         fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
     }

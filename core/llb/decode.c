@@ -110,11 +110,10 @@ static void table_insert(kiln_definition_t *def, size_t idx)
 static const char *label(const kiln__vertex_t *v, char *buf, size_t size)
 {
     if (v->name != NULL) {
-        snprintf(buf, size, "%s op %s (\"%.200s\")", kiln__op_kind_name(v->kind),
-                 v->digest, v->name);
+        snprintf(buf, size, "%s op %s (\"%.200s\")",
+                 kiln__op_kind_name(v->kind), v->digest, v->name);
     } else {
-        snprintf(buf, size, "%s op %s", kiln__op_kind_name(v->kind),
-                 v->digest);
+        snprintf(buf, size, "%s op %s", kiln__op_kind_name(v->kind), v->digest);
     }
     return buf;
 }
@@ -143,11 +142,10 @@ static int check_index(kiln_error_t *err, const kiln__vertex_t *v,
     if ((idx == -1 && allow_empty) || (idx >= 0 && idx < limit)) {
         return 0;
     }
-    return kiln__fail(err, KILN_EINVAL,
-                      "%s: %s is %lld, but the op has %lld input%s%s",
-                      LABEL(v), what, (long long)idx, (long long)limit,
-                      limit == 1 ? "" : "s",
-                      allow_empty ? " (-1 means none)" : "");
+    return kiln__fail(
+        err, KILN_EINVAL, "%s: %s is %lld, but the op has %lld input%s%s",
+        LABEL(v), what, (long long)idx, (long long)limit, limit == 1 ? "" : "s",
+        allow_empty ? " (-1 means none)" : "");
 }
 
 static int validate_exec(const kiln__vertex_t *v, kiln_error_t *err)
@@ -218,8 +216,7 @@ static int validate_file(const kiln__vertex_t *v, kiln_error_t *err)
 
         if (a->action_case == PB__FILE_ACTION__ACTION__NOT_SET) {
             return kiln__fail(err, KILN_EINVAL,
-                              "%s: file action %zu has no action", LABEL(v),
-                              j);
+                              "%s: file action %zu has no action", LABEL(v), j);
         }
         snprintf(what, sizeof(what), "file action %zu input", j);
         rc = check_index(err, v, what, a->input, limit, true);
@@ -283,8 +280,8 @@ static int validate_body(const kiln__vertex_t *v, kiln_error_t *err)
         rc = check_index(err, v, "diff lower input", op->diff->lower->input,
                          n_in, true);
         if (rc == 0) {
-            rc = check_index(err, v, "diff upper input",
-                             op->diff->upper->input, n_in, true);
+            rc = check_index(err, v, "diff upper input", op->diff->upper->input,
+                             n_in, true);
         }
         return rc;
     case KILN_OP_PASSTHROUGH:
@@ -381,9 +378,8 @@ int kiln__graph_check_acyclic(kiln_definition_t *def, kiln_error_t *err)
                 size_t d = v->inputs[next[v->pos]++]->pos;
                 if (color[d] == 1) {
                     char lbl[512];
-                    rc = kiln__fail(err, KILN_EINVAL,
-                                    "%s: cycle through %s", LABEL(v),
-                                    def->vertices[d].digest);
+                    rc = kiln__fail(err, KILN_EINVAL, "%s: cycle through %s",
+                                    LABEL(v), def->vertices[d].digest);
                 } else if (color[d] == 0) {
                     color[d] = 1;
                     stack[sp++] = d;
@@ -646,8 +642,7 @@ const char *kiln_definition_op_name(const kiln_definition_t *def, size_t i)
     return i < def->n_vertices ? def->vertices[i].name : NULL;
 }
 
-const char *kiln_definition_result(const kiln_definition_t *def,
-                                   int64_t *index)
+const char *kiln_definition_result(const kiln_definition_t *def, int64_t *index)
 {
     if (def->terminal == NULL) {
         return NULL;

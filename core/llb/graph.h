@@ -11,8 +11,8 @@
 
 /* Limits past which a definition is refused as absurd. */
 #define KILN_DEFINITION_MAX_OPS 1000000u
-#define KILN_OP_MAX_INPUTS 65536u
-#define KILN_PB_MAX_DEPTH 32u
+#define KILN_OP_MAX_INPUTS      65536u
+#define KILN_PB_MAX_DEPTH       32u
 
 enum kiln__op_kind {
     KILN_OP_TERMINAL = 0, /* inputs only: the definition's result */
@@ -28,8 +28,8 @@ enum kiln__op_kind {
 typedef struct kiln__vertex kiln__vertex_t;
 
 struct kiln__vertex {
-    size_t pos;           /* position among the distinct ops, def order */
-    const uint8_t *raw;   /* exact op bytes, owned by the definition */
+    size_t pos;         /* position among the distinct ops, def order */
+    const uint8_t *raw; /* exact op bytes, owned by the definition */
     size_t raw_len;
     char digest[KILN_DIGEST_STRLEN + 1];
     Pb__Op *op;                 /* decoded op */

@@ -154,8 +154,8 @@ static int check_msg(const uint8_t *p, size_t len, size_t base,
                 return bad(err, desc, base + start, what);
             }
             if (f != NULL) {
-                rc = check_len_field(p + i, (size_t)v, base + i, desc, f,
-                                     depth, err);
+                rc = check_len_field(p + i, (size_t)v, base + i, desc, f, depth,
+                                     err);
                 if (rc < 0) {
                     return rc;
                 }

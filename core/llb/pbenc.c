@@ -156,8 +156,8 @@ static bool scalar_is_zero(ProtobufCType t, const void *p)
     return memcmp(p, zero, scalar_size(t)) == 0;
 }
 
-static int encode_message(const ProtobufCMessage *m,
-                          enum kiln__pb_order order, kiln__buf_t *out);
+static int encode_message(const ProtobufCMessage *m, enum kiln__pb_order order,
+                          kiln__buf_t *out);
 
 /* Writes a length-delimited sub-message; NULL encodes as empty. */
 static int put_message(kiln__buf_t *out, uint32_t field,
@@ -349,8 +349,8 @@ static int put_field(kiln__buf_t *out, const ProtobufCMessage *m,
         /* The set member of a oneof is written even when zero. */
         return which == f->id ? put_value(out, f, p, order) : 0;
     }
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
-        f->quantifier_offset != 0 && f->type != PROTOBUF_C_TYPE_STRING &&
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset != 0 &&
+        f->type != PROTOBUF_C_TYPE_STRING &&
         f->type != PROTOBUF_C_TYPE_MESSAGE) {
         protobuf_c_boolean has;
         memcpy(&has, member(m, f->quantifier_offset), sizeof(has));
@@ -385,8 +385,8 @@ static void put_unknown(kiln__buf_t *out, const ProtobufCMessage *m)
     }
 }
 
-static int encode_message(const ProtobufCMessage *m,
-                          enum kiln__pb_order order, kiln__buf_t *out)
+static int encode_message(const ProtobufCMessage *m, enum kiln__pb_order order,
+                          kiln__buf_t *out)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
     int rc = 0;

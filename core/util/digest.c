@@ -13,8 +13,7 @@ int kiln__sha256_digest(const void *data, size_t len,
     unsigned int mdlen = 0;
     char *p;
 
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) ||
-        mdlen != 32) {
+    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
         return KILN_ENOMEM;
     }
     memcpy(out, "sha256:", 7);

@@ -6,8 +6,8 @@
 
 #include "internal.h"
 
-int kiln__read_file(const char *path, size_t limit, uint8_t **out,
-                    size_t *len, kiln_error_t *err)
+int kiln__read_file(const char *path, size_t limit, uint8_t **out, size_t *len,
+                    kiln_error_t *err)
 {
     bool is_stdin = strcmp(path, "-") == 0;
     const char *what = is_stdin ? "standard input" : path;
@@ -20,8 +20,8 @@ int kiln__read_file(const char *path, size_t limit, uint8_t **out,
     f = is_stdin ? stdin : fopen(path, "rb");
     if (f == NULL) {
         int e = errno;
-        return kiln__fail(err, e == ENOENT ? KILN_ENOENT : KILN_EIO,
-                          "%s: %s", path, strerror(e));
+        return kiln__fail(err, e == ENOENT ? KILN_ENOENT : KILN_EIO, "%s: %s",
+                          path, strerror(e));
     }
     for (;;) {
         size_t n;

@@ -22,7 +22,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define KILN_EXTERN __attribute__((visibility("default")))
+#define KILN_EXTERN            __attribute__((visibility("default")))
 #define KILN_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define KILN_EXTERN
@@ -30,13 +30,13 @@ extern "C" {
 #endif
 
 /* Error codes. Always negative; 0 means success. */
-#define KILN_ENOMEM (-ENOMEM)       /* out of memory */
-#define KILN_EINVAL (-EINVAL)       /* invalid argument or definition */
-#define KILN_EBADMSG (-EBADMSG)     /* input is not a decodable definition */
-#define KILN_E2BIG (-E2BIG)         /* input exceeds a size limit */
-#define KILN_EIO (-EIO)             /* read or write failed */
-#define KILN_ENOENT (-ENOENT)       /* a named thing does not exist */
-#define KILN_ENOTSUP (-ENOTSUP)     /* not supported by this build */
+#define KILN_ENOMEM  (-ENOMEM)  /* out of memory */
+#define KILN_EINVAL  (-EINVAL)  /* invalid argument or definition */
+#define KILN_EBADMSG (-EBADMSG) /* input is not a decodable definition */
+#define KILN_E2BIG   (-E2BIG)   /* input exceeds a size limit */
+#define KILN_EIO     (-EIO)     /* read or write failed */
+#define KILN_ENOENT  (-ENOENT)  /* a named thing does not exist */
+#define KILN_ENOTSUP (-ENOTSUP) /* not supported by this build */
 
 /* Longest message a kiln_error_t holds, with its terminating NUL. */
 #define KILN_ERROR_MAX 1024

@@ -31,8 +31,9 @@ static void test_vectors_digests(void **state)
             json_error_t jerr;
             json_t *obj = json_loads(lines[i], 0, &jerr);
             assert_non_null(obj);
-            assert_string_equal(kiln_definition_op_digest(def, i),
-                                json_string_value(json_object_get(obj, "Digest")));
+            assert_string_equal(
+                kiln_definition_op_digest(def, i),
+                json_string_value(json_object_get(obj, "Digest")));
             json_decref(obj);
         }
         assert_non_null(def->terminal);
@@ -110,8 +111,8 @@ static void test_unknown_fields_kept(void **state)
     /* SourceOp{identifier:"a://b"} + unknown field 99 varint 7, and an
      * unknown length-delimited field 100 "xy". */
     static const uint8_t op_bytes[] = {
-        0x1a, 0x0f, 0x0a, 0x05, 'a', ':', '/', '/', 'b', 0x98, 0x06, 0x07,
-        0xa2, 0x06, 0x02, 'x',  'y',
+        0x1a, 0x0f, 0x0a, 0x05, 'a',  ':',  '/', '/', 'b',
+        0x98, 0x06, 0x07, 0xa2, 0x06, 0x02, 'x', 'y',
     };
     Pb__Op *op = pb__op__unpack(NULL, sizeof(op_bytes), op_bytes);
     kiln__buf_t b = KILN_BUF_INIT;

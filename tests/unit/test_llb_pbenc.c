@@ -16,8 +16,13 @@ static void encode_op(const Pb__Op *op, enum kiln__pb_order order,
 static void test_image_op(void **state)
 {
     static const uint8_t current[] =
-        "\x52\x0e\x0a\x05" "amd64" "\x12\x05" "linux" "\x5a\x00"
-        "\x1a\x31\x0a\x2f" "docker-image://docker.io/library/busybox:latest";
+        "\x52\x0e\x0a\x05"
+        "amd64"
+        "\x12\x05"
+        "linux"
+        "\x5a\x00"
+        "\x1a\x31\x0a\x2f"
+        "docker-image://docker.io/library/busybox:latest";
     Pb__Op op = PB__OP__INIT;
     Pb__Platform plat = PB__PLATFORM__INIT;
     Pb__WorkerConstraints wc = PB__WORKER_CONSTRAINTS__INIT;
@@ -70,10 +75,17 @@ static void test_map_example(void **state)
     Pb__SourceOp__AttrsEntry e2 = PB__SOURCE_OP__ATTRS_ENTRY__INIT;
     Pb__SourceOp__AttrsEntry e3 = PB__SOURCE_OP__ATTRS_ENTRY__INIT;
     Pb__SourceOp__AttrsEntry *attrs[] = {&e3, &e1, &e2};
-    static const uint8_t expect[] =
-        "\x12\x06\x0a\x01" "a" "\x12\x01" "x"
-        "\x12\x1e\x0a\x13" "local.sharedkeyhint" "\x12\x07" "context"
-        "\x12\x10\x0a\x0c" "local.unique" "\x12\x00";
+    static const uint8_t expect[] = "\x12\x06\x0a\x01"
+                                    "a"
+                                    "\x12\x01"
+                                    "x"
+                                    "\x12\x1e\x0a\x13"
+                                    "local.sharedkeyhint"
+                                    "\x12\x07"
+                                    "context"
+                                    "\x12\x10\x0a\x0c"
+                                    "local.unique"
+                                    "\x12\x00";
     kiln__buf_t b = KILN_BUF_INIT;
 
     e1.key = "a";
@@ -94,7 +106,9 @@ static void test_file_action(void **state)
 {
     static const uint8_t expect[] =
         "\x10\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"
-        "\x32\x12\x0a\x02" "/x" "\x10\xed\x03"
+        "\x32\x12\x0a\x02"
+        "/x"
+        "\x10\xed\x03"
         "\x28\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01";
     Pb__FileAction fa = PB__FILE_ACTION__INIT;
     Pb__FileActionMkDir mk = PB__FILE_ACTION_MK_DIR__INIT;

@@ -33,8 +33,7 @@ static void add_op(struct def_builder *d, const Pb__Op *op,
     d->n_ops++;
 }
 
-static void add_meta(struct def_builder *d, const char *key,
-                     Pb__OpMetadata *md)
+static void add_meta(struct def_builder *d, const char *key, Pb__OpMetadata *md)
 {
     Pb__Definition__MetadataEntry *e = malloc(sizeof(*e));
 
@@ -380,10 +379,8 @@ static void test_exec_shape(void **state)
         int case_no;
         const char *want;
     } cases[] = {
-        {0, "exec op has no meta"},
-        {1, "exec op has no arguments"},
-        {2, "exec op has no mounts"},
-        {3, "exec op has no root mount"},
+        {0, "exec op has no meta"},      {1, "exec op has no arguments"},
+        {2, "exec op has no mounts"},    {3, "exec op has no root mount"},
         {4, "has output 1, expected 0"},
     };
 
@@ -520,15 +517,15 @@ static void test_limits(void **state)
     kiln__buf_t b = KILN_BUF_INIT;
 
     /* The size is refused before the buffer is read. */
-    assert_int_equal(kiln_definition_load(small, KILN_DEFINITION_MAX_BYTES + 1u,
-                                          &err, &def),
-                     KILN_E2BIG);
+    assert_int_equal(
+        kiln_definition_load(small, KILN_DEFINITION_MAX_BYTES + 1u, &err, &def),
+        KILN_E2BIG);
     assert_contains(err.message, "the limit is");
 
     /* Definition.Source.infos[0].definition, 40 levels deep. */
     for (int i = 0; i < 40; i++) {
         kiln__buf_t info = KILN_BUF_INIT, source = KILN_BUF_INIT;
-        kiln__pb_put_bytes(&info, 3, b.data, b.len);   /* definition */
+        kiln__pb_put_bytes(&info, 3, b.data, b.len);         /* definition */
         kiln__pb_put_bytes(&source, 2, info.data, info.len); /* infos */
         kiln__buf_free(&b);
         kiln__pb_put_bytes(&b, 3, source.data, source.len); /* Source */

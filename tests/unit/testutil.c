@@ -5,8 +5,8 @@
 #include "testutil.h"
 
 const char *const kt_vectors[] = {
-    "a_image",    "b_git_https", "b_git_ssh",  "c_local",
-    "d_http",     "e_run_file",  "f_diamond",  "g_chain200",
+    "a_image", "b_git_https", "b_git_ssh", "c_local",
+    "d_http",  "e_run_file",  "f_diamond", "g_chain200",
 };
 const size_t kt_n_vectors = sizeof(kt_vectors) / sizeof(kt_vectors[0]);
 
@@ -69,7 +69,7 @@ void kt_assert_bytes_equal(const uint8_t *got, size_t got_len,
         }
     }
     if (got_len != want_len) {
-        fail_msg("lengths differ: got %zu, want %zu (equal up to %zu)",
-                 got_len, want_len, n);
+        fail_msg("lengths differ: got %zu, want %zu (equal up to %zu)", got_len,
+                 want_len, n);
     }
 }
