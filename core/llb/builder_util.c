@@ -1,0 +1,543 @@
+/*
+ * Small helpers of the definition builder: arena memory, Go-compatible path
+ * cleaning, JSON string arrays and IP formatting, digest validation, the
+ * host platform and random ids.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__linux__)
+#include <sys/random.h>
+#endif
+
+#include "llb/builder.h"
+
+/* ---- arena ---- */
+
+struct kiln__arena_chunk {
+    kiln__arena_chunk_t *next;
+    size_t used;
+    size_t cap;
+    max_align_t data[];
+};
+
+#define ARENA_CHUNK 16384u
+
+void *kiln__arena_alloc(kiln__arena_t *a, size_t n)
+{
+    const size_t align = alignof(max_align_t);
+    kiln__arena_chunk_t *c = a->head;
+    void *p;
+
+    if (n > SIZE_MAX / 2) {
+        return NULL;
+    }
+    n = (n + align - 1) & ~(align - 1);
+    if (n == 0) {
+        n = align;
+    }
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        c = malloc(sizeof(*c) + cap);
+        if (c == NULL) {
+            return NULL;
+        }
+        c->used = 0;
+        c->cap = cap;
+        /* A big allocation gets its own chunk behind the current one, so
+         * that the current chunk's free space stays usable. */
+        if (a->head != NULL && n > ARENA_CHUNK) {
+            c->next = a->head->next;
+            a->head->next = c;
+        } else {
+            c->next = a->head;
+            a->head = c;
+        }
+    }
+    p = (char *)c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+void *kiln__arena_dup(kiln__arena_t *a, const void *p, size_t n)
+{
+    void *q = kiln__arena_alloc(a, n);
+
+    if (q != NULL && n > 0) {
+        memcpy(q, p, n);
+    }
+    return q;
+}
+
+char *kiln__arena_strdup(kiln__arena_t *a, const char *s)
+{
+    return kiln__arena_dup(a, s, strlen(s) + 1);
+}
+
+void kiln__arena_free(kiln__arena_t *a)
+{
+    kiln__arena_chunk_t *c = a->head;
+
+    while (c != NULL) {
+        kiln__arena_chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+bool kiln__vec_push(kiln__arena_t *a, kiln__vec_t *vec, void *item)
+{
+    if (vec->n == vec->cap) {
+        size_t cap = vec->cap ? vec->cap * 2 : 4;
+        void **v = kiln__arena_alloc(a, cap * sizeof(*v));
+        if (v == NULL) {
+            return false;
+        }
+        if (vec->n > 0) {
+            memcpy(v, vec->v, vec->n * sizeof(*v));
+        }
+        vec->v = v;
+        vec->cap = cap;
+    }
+    vec->v[vec->n++] = item;
+    return true;
+}
+
+/* ---- paths ---- */
+
+char *kiln__path_clean(kiln__arena_t *a, const char *p)
+{
+    size_t n = strlen(p), r = 0, w = 0, dotdot = 0;
+    bool rooted = n > 0 && p[0] == '/';
+    char *out;
+
+    if (n == 0) {
+        return kiln__arena_strdup(a, ".");
+    }
+    out = kiln__arena_alloc(a, n + 2);
+    if (out == NULL) {
+        return NULL;
+    }
+    if (rooted) {
+        out[w++] = '/';
+        r = dotdot = 1;
+    }
+    while (r < n) {
+        if (p[r] == '/') {
+            r++;
+        } else if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) {
+            r++;
+        } else if (p[r] == '.' && p[r + 1] == '.' &&
+                   (r + 2 == n || p[r + 2] == '/')) {
+            r += 2;
+            if (w > dotdot) {
+                w--;
+                while (w > dotdot && out[w] != '/') {
+                    w--;
+                }
+            } else if (!rooted) {
+                if (w > 0) {
+                    out[w++] = '/';
+                }
+                out[w++] = '.';
+                out[w++] = '.';
+                dotdot = w;
+            }
+        } else {
+            if ((rooted && w != 1) || (!rooted && w != 0)) {
+                out[w++] = '/';
+            }
+            while (r < n && p[r] != '/') {
+                out[w++] = p[r++];
+            }
+        }
+    }
+    if (w == 0) {
+        out[w++] = '.';
+    }
+    out[w] = 0;
+    return out;
+}
+
+char *kiln__path_join(kiln__arena_t *a, const char *dir, const char *p)
+{
+    size_t nd = strlen(dir), np = strlen(p);
+    char *tmp;
+
+    if (nd == 0 && np == 0) {
+        return kiln__arena_strdup(a, "");
+    }
+    if (nd == 0) {
+        return kiln__path_clean(a, p);
+    }
+    tmp = kiln__arena_alloc(a, nd + np + 2);
+    if (tmp == NULL) {
+        return NULL;
+    }
+    memcpy(tmp, dir, nd);
+    tmp[nd] = '/';
+    memcpy(tmp + nd + 1, p, np + 1);
+    return kiln__path_clean(a, tmp);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+char *kiln__llb_normalize_path(kiln__arena_t *a, const char *p, bool keep_slash)
+{
+    char *c = kiln__path_clean(a, p);
+    char *out;
+
+    if (c == NULL) {
+        return NULL;
+    }
+    if (c[0] != '/') {
+        c = kiln__path_join(a, "/", c);
+        if (c == NULL) {
+            return NULL;
+        }
+    }
+    if (!keep_slash) {
+        return c;
+    }
+    out = kiln__arena_alloc(a, strlen(c) + 3);
+    if (out == NULL) {
+        return NULL;
+    }
+    strcpy(out, c);
+    if (ends_with(p, "/") && !ends_with(out, "/")) {
+        strcat(out, "/");
+    } else if (ends_with(p, "/.")) {
+        if (strcmp(out, "/") != 0) {
+            strcat(out, "/");
+        }
+        strcat(out, ".");
+    }
+    return out;
+}
+
+/* ---- JSON ---- */
+
+/* Appends s as a JSON string the way Go's encoding/json writes it (HTML
+ * characters escaped); s is valid UTF-8. */
+static void json_string(kiln__buf_t *b, const char *s, bool legacy)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *p = (const uint8_t *)s;
+
+    kiln__buf_putc(b, '"');
+    for (; *p; p++) {
+        uint8_t c = *p;
+        if (c == '"' || c == '\\') {
+            kiln__buf_putc(b, '\\');
+            kiln__buf_putc(b, c);
+        } else if (c == '\n' || c == '\r' || c == '\t' ||
+                   (!legacy && (c == '\b' || c == '\f'))) {
+            kiln__buf_putc(b, '\\');
+            kiln__buf_putc(b, c == '\n'   ? 'n'
+                              : c == '\r' ? 'r'
+                              : c == '\t' ? 't'
+                              : c == '\b' ? 'b'
+                                          : 'f');
+        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+            kiln__buf_puts(b, "\\u00");
+            kiln__buf_putc(b, hex[c >> 4]);
+            kiln__buf_putc(b, hex[c & 15]);
+        } else if (c == 0xe2 && p[1] == 0x80 &&
+                   (p[2] == 0xa8 || p[2] == 0xa9)) {
+            /* U+2028 and U+2029 break JavaScript string literals. */
+            kiln__buf_puts(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
+            p += 2;
+        } else {
+            kiln__buf_putc(b, c);
+        }
+    }
+    kiln__buf_putc(b, '"');
+}
+
+char *kiln__json_strings(kiln__arena_t *a, char *const *v, size_t n,
+                         bool legacy)
+{
+    kiln__buf_t b = KILN_BUF_INIT;
+    char *out = NULL;
+
+    kiln__buf_putc(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0) {
+            kiln__buf_putc(&b, ',');
+        }
+        json_string(&b, v[i], legacy);
+    }
+    kiln__buf_putc(&b, ']');
+    if (kiln__buf_ok(&b)) {
+        out = kiln__arena_dup(a, b.data, b.len + 1);
+    }
+    kiln__buf_free(&b);
+    return out;
+}
+
+/* ---- IP addresses ---- */
+
+bool kiln__ip_canonical(const char *ip, char out[64])
+{
+    static const uint8_t v4_prefix[12] = {0, 0, 0, 0, 0,    0,
+                                          0, 0, 0, 0, 0xff, 0xff};
+    uint8_t a[16];
+    int best = -1, best_len = 0;
+    size_t w = 0;
+
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        snprintf(out, 64, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+        return true;
+    }
+    if (inet_pton(AF_INET6, ip, a) != 1) {
+        return false;
+    }
+    if (memcmp(a, v4_prefix, 12) == 0) {
+        snprintf(out, 64, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+        return true;
+    }
+    /* The first longest run of two or more zero groups becomes "::". */
+    for (int i = 0; i < 8;) {
+        int j = i;
+        while (j < 8 && a[2 * j] == 0 && a[2 * j + 1] == 0) {
+            j++;
+        }
+        if (j - i > best_len && j - i >= 2) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            w += (size_t)snprintf(out + w, 64 - w, "::");
+            i += best_len - 1;
+            continue;
+        }
+        if (i > 0 && i != best + best_len) {
+            out[w++] = ':';
+        }
+        w += (size_t)snprintf(out + w, 64 - w, "%x",
+                              (unsigned)(a[2 * i] << 8 | a[2 * i + 1]));
+    }
+    out[w] = 0;
+    return true;
+}
+
+/* ---- digests ---- */
+
+static bool all_of(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0 || strchr(set, s[i]) == NULL) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* go-digest's DigestRegexp, anchored. */
+static bool digest_shaped(const char *s)
+{
+    static const char alnum[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    const char *colon = strchr(s, ':');
+    const char *p = s;
+
+    if (colon == NULL || colon == s) {
+        return false;
+    }
+    while (p < colon) {
+        size_t run = strspn(p, alnum);
+        if (run == 0 || p + run > colon) {
+            return false;
+        }
+        p += run;
+        if (p < colon) {
+            if (strchr(".+_-", *p) == NULL) {
+                return false;
+            }
+            p++;
+            if (p == colon) {
+                return false;
+            }
+        }
+    }
+    p = colon + 1;
+    return *p != 0 &&
+           strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789=_-") == strlen(p);
+}
+
+const char *kiln__digest_check(const char *d)
+{
+    static const struct {
+        const char *name;
+        size_t hexlen;
+    } algs[] = {{"sha256", 64}, {"sha384", 96}, {"sha512", 128}};
+    const char *colon = strchr(d, ':');
+    size_t alen;
+
+    if (colon == NULL || colon == d || colon[1] == 0) {
+        return "invalid checksum digest format";
+    }
+    alen = (size_t)(colon - d);
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(algs); i++) {
+        if (strlen(algs[i].name) == alen &&
+            memcmp(algs[i].name, d, alen) == 0) {
+            if (strlen(colon + 1) != algs[i].hexlen) {
+                return "invalid checksum digest length";
+            }
+            return all_of(colon + 1, algs[i].hexlen, "0123456789abcdef")
+                       ? NULL
+                       : "invalid checksum digest format";
+        }
+    }
+    return digest_shaped(d) ? "unsupported digest algorithm"
+                            : "invalid checksum digest format";
+}
+
+/* ---- host platform ---- */
+
+void kiln__host_platform(const char **os, const char **arch,
+                         const char **variant)
+{
+#if defined(__APPLE__)
+    *os = "darwin";
+#elif defined(__FreeBSD__)
+    *os = "freebsd";
+#elif defined(_WIN32)
+    *os = "windows";
+#else
+    *os = "linux";
+#endif
+    *variant = "";
+    /* Go's runtime.GOARCH of a binary built for this target, with
+     * containerd's normalization (arm gets a variant, arm64 v8 none). */
+#if defined(__x86_64__)
+    *arch = "amd64";
+#elif defined(__aarch64__)
+    *arch = "arm64";
+#elif defined(__arm__)
+    *arch = "arm";
+#if defined(__ARM_ARCH) && __ARM_ARCH <= 5
+    *variant = "v5";
+#elif defined(__ARM_ARCH) && __ARM_ARCH == 6
+    *variant = "v6";
+#elif defined(__ARM_ARCH) && __ARM_ARCH >= 8
+    *variant = "v8";
+#else
+    *variant = "v7";
+#endif
+#elif defined(__i386__)
+    *arch = "386";
+#elif defined(__powerpc64__) && defined(__LITTLE_ENDIAN__)
+    *arch = "ppc64le";
+#elif defined(__powerpc64__)
+    *arch = "ppc64";
+#elif defined(__s390x__)
+    *arch = "s390x";
+#elif defined(__riscv) && __riscv_xlen == 64
+    *arch = "riscv64";
+#elif defined(__loongarch64)
+    *arch = "loong64";
+#elif defined(__mips64) && defined(__MIPSEL__)
+    *arch = "mips64le";
+#elif defined(__mips64)
+    *arch = "mips64";
+#elif defined(__mips__) && defined(__MIPSEL__)
+    *arch = "mipsle";
+#elif defined(__mips__)
+    *arch = "mips";
+#else
+    *arch = "unknown";
+#endif
+}
+
+/* ---- random ids ---- */
+
+static int read_random(uint8_t *p, size_t n)
+{
+    size_t got = 0;
+    int fd;
+
+#if defined(__linux__)
+    while (got < n) {
+        ssize_t r = getrandom(p + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (got == n) {
+        return 0;
+    }
+#endif
+    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return KILN_EIO;
+    }
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            close(fd);
+            return KILN_EIO;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    return 0;
+}
+
+int kiln__random_id(char out[26])
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    uint8_t num[17];
+    char rev[32];
+    size_t nd = 0;
+    bool zero = false;
+    int rc = read_random(num, sizeof(num));
+
+    if (rc < 0) {
+        return rc;
+    }
+    /* The top bit fixes the length: 27 base-36 digits, of which BuildKit
+     * keeps the 2nd to the 26th. */
+    num[0] |= 0x80;
+    while (!zero && nd < sizeof(rev)) {
+        unsigned rem = 0;
+        zero = true;
+        for (size_t i = 0; i < sizeof(num); i++) {
+            unsigned cur = rem * 256 + num[i];
+            num[i] = (uint8_t)(cur / 36);
+            rem = cur % 36;
+            if (num[i] != 0) {
+                zero = false;
+            }
+        }
+        rev[nd++] = digits[rem];
+    }
+    for (size_t i = 0; i < 25; i++) {
+        out[i] = rev[nd - 2 - i];
+    }
+    out[25] = 0;
+    return 0;
+}
