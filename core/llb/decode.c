@@ -45,6 +45,15 @@ static enum kiln__op_kind kind_of(const Pb__Op *op)
     }
 }
 
+/*
+ * Only bind mounts produce outputs (BuildKit's PrepareMounts); Go clients
+ * leave `output` at 0 on secret and SSH mounts.
+ */
+static bool mount_has_output(const Pb__Mount *m)
+{
+    return m->mounttype == PB__MOUNT_TYPE__BIND && m->output >= 0;
+}
+
 /* Number of outputs an op offers to its dependents. */
 static size_t outputs_of(const Pb__Op *op)
 {
@@ -53,7 +62,7 @@ static size_t outputs_of(const Pb__Op *op)
     switch (op->op_case) {
     case PB__OP__OP_EXEC:
         for (size_t i = 0; i < op->exec->n_mounts; i++) {
-            if (op->exec->mounts[i]->output >= 0) {
+            if (mount_has_output(op->exec->mounts[i])) {
                 n++;
             }
         }
@@ -122,15 +131,18 @@ static const char *label(const kiln__vertex_t *v, char *buf, size_t size)
 
 static const char *custom_name(const Pb__OpMetadata *md)
 {
+    const char *name = NULL;
+
     if (md == NULL) {
         return NULL;
     }
+    /* The last of repeated keys wins, as when Go decodes a map. */
     for (size_t i = 0; i < md->n_description; i++) {
         if (strcmp(md->description[i]->key, "llb.customname") == 0) {
-            return md->description[i]->value;
+            name = md->description[i]->value;
         }
     }
-    return NULL;
+    return name;
 }
 
 static int check_index(kiln_error_t *err, const kiln__vertex_t *v,
@@ -178,7 +190,7 @@ static int validate_exec(const kiln__vertex_t *v, kiln_error_t *err)
         if (rc < 0) {
             return rc;
         }
-        if (m->output >= 0 && m->output != next_out++) {
+        if (mount_has_output(m) && m->output != next_out++) {
             return kiln__fail(err, KILN_EINVAL,
                               "%s: mount %zu (%s) has output %lld, expected "
                               "%lld (outputs are numbered in mount order)",
@@ -397,30 +409,30 @@ out:
     return rc;
 }
 
-static int check_metadata(const kiln_definition_t *def, kiln_error_t *err)
+/*
+ * Attaches each metadata entry to its op, in one pass over the entries (the
+ * last of repeated keys wins, as when Go decodes a map). An entry keyed by a
+ * digest that is not in the definition is an error.
+ */
+static int attach_metadata(kiln_definition_t *def, kiln_error_t *err)
 {
     for (size_t i = 0; i < def->pb->n_metadata; i++) {
-        const char *key = def->pb->metadata[i]->key;
-        if (kiln__definition_find(def, key) == NULL) {
+        const Pb__Definition__MetadataEntry *e = def->pb->metadata[i];
+        kiln__vertex_t *v = kiln__definition_find(def, e->key);
+
+        if (v == NULL) {
             return kiln__fail(err, KILN_EINVAL,
                               "metadata entry %zu is keyed by \"%.80s\", "
                               "which is not the digest of any op in the "
                               "definition",
-                              i, key);
+                              i, e->key);
         }
+        v->meta = e->value;
+    }
+    for (size_t i = 0; i < def->n_vertices; i++) {
+        def->vertices[i].name = custom_name(def->vertices[i].meta);
     }
     return 0;
-}
-
-static const Pb__OpMetadata *find_metadata(const Pb__Definition *pb,
-                                           const char *digest)
-{
-    for (size_t i = 0; i < pb->n_metadata; i++) {
-        if (strcmp(pb->metadata[i]->key, digest) == 0) {
-            return pb->metadata[i]->value;
-        }
-    }
-    return NULL;
 }
 
 /* Decodes op bytes into vertex slots, dropping repeated ops. */
@@ -463,8 +475,6 @@ static int decode_ops(kiln_definition_t *def, kiln_error_t *err)
         v->raw_len = raw->len;
         v->kind = kind_of(v->op);
         v->n_outputs = outputs_of(v->op);
-        v->meta = find_metadata(pb, v->digest);
-        v->name = custom_name(v->meta);
         table_insert(def, def->n_vertices++);
     }
     return 0;
@@ -524,16 +534,17 @@ static int check_terminal(kiln_definition_t *def, kiln_error_t *err)
 
 static int validate(kiln_definition_t *def, kiln_error_t *err)
 {
-    int rc = check_terminal(def, err);
+    /* Metadata first, so that later errors can name ops. */
+    int rc = attach_metadata(def, err);
 
+    if (rc == 0) {
+        rc = check_terminal(def, err);
+    }
     for (size_t i = 0; i < def->n_vertices && rc == 0; i++) {
         rc = link_inputs(def, &def->vertices[i], err);
         if (rc == 0) {
             rc = validate_body(&def->vertices[i], err);
         }
-    }
-    if (rc == 0) {
-        rc = check_metadata(def, err);
     }
     if (rc == 0) {
         rc = kiln__graph_check_acyclic(def, err);

@@ -181,6 +181,14 @@ static int check_len_field(const uint8_t *p, size_t len, size_t base,
     case PROTOBUF_C_TYPE_MESSAGE:
         return check_msg(p, len, base, f->descriptor, depth + 1, err);
     case PROTOBUF_C_TYPE_STRING:
+        /* protobuf-c hands strings out NUL-terminated: an embedded NUL
+         * would silently cut them short. */
+        if (memchr(p, 0, len) != NULL) {
+            return kiln__fail(err, KILN_EBADMSG,
+                              "malformed %s at byte %zu: field %s contains "
+                              "a NUL byte",
+                              desc->name, base, f->name);
+        }
         if (!kiln__utf8_valid(p, len)) {
             return kiln__fail(err, KILN_EBADMSG,
                               "malformed %s at byte %zu: field %s is not "

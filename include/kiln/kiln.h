@@ -121,13 +121,17 @@ KILN_EXTERN const char *kiln_definition_result(const kiln_definition_t *def,
 /*
  * Writes one JSON object per op to `out`, in definition order, in the shape
  * `buildctl debug dump-llb` prints: {"Op":...,"Digest":...,"OpMetadata":...}.
- * Returns 0, or KILN_EIO if writing failed.
+ * Returns 0, KILN_EIO if writing failed, or KILN_ENOMEM.
  */
 KILN_EXTERN int kiln_definition_dump_json(const kiln_definition_t *def,
                                           FILE *out, kiln_error_t *err);
 
-/* Writes the graph in Graphviz dot syntax: one node per op, labelled with its
- * name, one edge per input. Returns 0 or KILN_EIO. */
+/*
+ * Writes the graph in Graphviz dot syntax: one node per op, labelled with its
+ * custom name, or else a summary (the op kind and its identifier, arguments
+ * or actions), and one edge per input, labelled with the output index when it
+ * is not 0. Returns 0, KILN_EIO or KILN_ENOMEM.
+ */
 KILN_EXTERN int kiln_definition_dump_dot(const kiln_definition_t *def,
                                          FILE *out, kiln_error_t *err);
 

@@ -413,6 +413,50 @@ static void test_exec_shape(void **state)
     }
 }
 
+/* Go leaves output 0 on secret and SSH mounts: only binds have outputs. */
+static void test_exec_secret_mount_output(void **state)
+{
+    struct def_builder d = {0};
+    Pb__Op ex = PB__OP__INIT, term;
+    Pb__ExecOp e = PB__EXEC_OP__INIT;
+    Pb__Meta meta = PB__META__INIT;
+    Pb__Mount root = PB__MOUNT__INIT, sec = PB__MOUNT__INIT;
+    Pb__Mount *mounts[] = {&root, &sec};
+    Pb__SecretOpt so = PB__SECRET_OPT__INIT;
+    Pb__Input in, *slot;
+    char *args[] = {"true"};
+    char dg[KILN_DIGEST_STRLEN + 1];
+    kiln_error_t err;
+
+    meta.n_args = 1;
+    meta.args = args;
+    root.input = -1;
+    root.dest = "/";
+    sec.input = -1;
+    sec.dest = "/run/secrets/token";
+    sec.mounttype = PB__MOUNT_TYPE__SECRET;
+    sec.secretopt = &so;
+    so.id = "token";
+    so.mode = 0400;
+    e.meta = &meta;
+    e.n_mounts = 2;
+    e.mounts = mounts;
+    ex.op_case = PB__OP__OP_EXEC;
+    ex.exec = &e;
+    add_op(&d, &ex, dg);
+    make_terminal(&term, &in, &slot, dg, 0);
+    add_op(&d, &term, NULL);
+    assert_int_equal(load(&d, &err), 0);
+
+    /* ...and the secret mount is not output 1. */
+    memset(&d, 0, sizeof(d));
+    add_op(&d, &ex, dg);
+    make_terminal(&term, &in, &slot, dg, 1);
+    add_op(&d, &term, NULL);
+    assert_int_equal(load(&d, &err), KILN_EINVAL);
+    assert_contains(err.message, "which has 1 output");
+}
+
 /* File ops: at least one action; action inputs within range. */
 static void test_file_shape(void **state)
 {
@@ -508,6 +552,25 @@ static void test_invalid_utf8(void **state)
     assert_contains(err.message, "field identifier is not valid UTF-8");
 }
 
+/* An embedded NUL would cut a C string short: refused. */
+static void test_nul_in_string(void **state)
+{
+    static const char ident[] = "a://x\0y";
+    kiln__buf_t src = KILN_BUF_INIT, op = KILN_BUF_INIT, def = KILN_BUF_INIT;
+    kiln_definition_t *out = NULL;
+    kiln_error_t err = {0};
+
+    kiln__pb_put_bytes(&src, 1, ident, sizeof(ident) - 1);
+    kiln__pb_put_bytes(&op, 3, src.data, src.len);
+    kiln__pb_put_bytes(&def, 1, op.data, op.len);
+    assert_int_equal(kiln_definition_load(def.data, def.len, &err, &out),
+                     KILN_EBADMSG);
+    assert_contains(err.message, "field identifier contains a NUL byte");
+    kiln__buf_free(&src);
+    kiln__buf_free(&op);
+    kiln__buf_free(&def);
+}
+
 /* Absurd sizes: too many bytes, nesting too deep. */
 static void test_limits(void **state)
 {
@@ -597,9 +660,11 @@ int main(void)
         cmocka_unit_test(test_metadata_unknown_digest),
         cmocka_unit_test(test_error_names_custom_name),
         cmocka_unit_test(test_exec_shape),
+        cmocka_unit_test(test_exec_secret_mount_output),
         cmocka_unit_test(test_file_shape),
         cmocka_unit_test(test_diff_merge_source_shape),
         cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_nul_in_string),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_cycle),
         cmocka_unit_test(test_load_file_errors),
