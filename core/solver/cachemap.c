@@ -163,8 +163,10 @@ int kiln__cm_dedupe_paths(char *const *in, size_t n,
     if (v == NULL) {
         return KILN_ENOMEM;
     }
-    memcpy(v, in, n * sizeof(*v));
-    qsort(v, n, sizeof(*v), compare_str);
+    if (n > 0) {
+        memcpy(v, in, n * sizeof(*v));
+        qsort(v, n, sizeof(*v), compare_str);
+    }
     for (size_t i = 0; i < n; i++) {
         if (m == 0 || strcmp(v[m - 1], v[i]) != 0) {
             v[m++] = v[i];
