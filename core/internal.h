@@ -70,6 +70,10 @@ bool kiln__digest_valid(const char *s);
  * overlong forms, nothing past U+10FFFF). */
 bool kiln__utf8_valid(const void *s, size_t len);
 
+/* Wall clock (ns since the epoch) and monotonic time (ns). */
+int64_t kiln__now_ns(void);
+int64_t kiln__mono_ns(void);
+
 /* Reads a whole file (or stdin for "-") into a malloc'ed buffer, refusing
  * files larger than `limit`. */
 int kiln__read_file(const char *path, size_t limit, uint8_t **out, size_t *len,

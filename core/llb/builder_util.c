@@ -1,7 +1,8 @@
 /*
- * Small helpers of the definition builder: arena memory, Go-compatible path
- * cleaning, JSON string arrays and IP formatting, digest validation, the
- * host platform and random ids.
+ * Small helpers of the definition builder: arena memory, Go's path.Clean and
+ * path.Join into the arena (util/gopath.c), JSON string arrays
+ * (util/gojson.c) and IP formatting, digest validation, the host platform
+ * and random ids.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +18,8 @@
 #endif
 
 #include "llb/builder.h"
+#include "util/gojson.h"
+#include "util/gopath.h"
 
 /* ---- arena ---- */
 
@@ -115,77 +118,24 @@ bool kiln__vec_push(kiln__arena_t *a, kiln__vec_t *vec, void *item)
 
 char *kiln__path_clean(kiln__arena_t *a, const char *p)
 {
-    size_t n = strlen(p), r = 0, w = 0, dotdot = 0;
-    bool rooted = n > 0 && p[0] == '/';
-    char *out;
+    size_t n = strlen(p);
+    char *out = kiln__arena_alloc(a, n + 2);
 
-    if (n == 0) {
-        return kiln__arena_strdup(a, ".");
+    if (out != NULL) {
+        memcpy(out, p, n + 1);
+        kiln__gopath_clean_in_place(out);
     }
-    out = kiln__arena_alloc(a, n + 2);
-    if (out == NULL) {
-        return NULL;
-    }
-    if (rooted) {
-        out[w++] = '/';
-        r = dotdot = 1;
-    }
-    while (r < n) {
-        if (p[r] == '/') {
-            r++;
-        } else if (p[r] == '.' && (r + 1 == n || p[r + 1] == '/')) {
-            r++;
-        } else if (p[r] == '.' && p[r + 1] == '.' &&
-                   (r + 2 == n || p[r + 2] == '/')) {
-            r += 2;
-            if (w > dotdot) {
-                w--;
-                while (w > dotdot && out[w] != '/') {
-                    w--;
-                }
-            } else if (!rooted) {
-                if (w > 0) {
-                    out[w++] = '/';
-                }
-                out[w++] = '.';
-                out[w++] = '.';
-                dotdot = w;
-            }
-        } else {
-            if ((rooted && w != 1) || (!rooted && w != 0)) {
-                out[w++] = '/';
-            }
-            while (r < n && p[r] != '/') {
-                out[w++] = p[r++];
-            }
-        }
-    }
-    if (w == 0) {
-        out[w++] = '.';
-    }
-    out[w] = 0;
     return out;
 }
 
 char *kiln__path_join(kiln__arena_t *a, const char *dir, const char *p)
 {
-    size_t nd = strlen(dir), np = strlen(p);
-    char *tmp;
+    char *out = kiln__arena_alloc(a, kiln__gopath_join_size(dir, p));
 
-    if (nd == 0 && np == 0) {
-        return kiln__arena_strdup(a, "");
+    if (out != NULL) {
+        kiln__gopath_join_to(out, dir, p);
     }
-    if (nd == 0) {
-        return kiln__path_clean(a, p);
-    }
-    tmp = kiln__arena_alloc(a, nd + np + 2);
-    if (tmp == NULL) {
-        return NULL;
-    }
-    memcpy(tmp, dir, nd);
-    tmp[nd] = '/';
-    memcpy(tmp + nd + 1, p, np + 1);
-    return kiln__path_clean(a, tmp);
+    return out;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -230,58 +180,20 @@ char *kiln__llb_normalize_path(kiln__arena_t *a, const char *p, bool keep_slash)
 
 /* ---- JSON ---- */
 
-/* Appends s as a JSON string the way Go's encoding/json writes it (HTML
- * characters escaped); s is valid UTF-8. */
-static void json_string(kiln__buf_t *b, const char *s, bool legacy)
-{
-    static const char hex[] = "0123456789abcdef";
-    const uint8_t *p = (const uint8_t *)s;
-
-    kiln__buf_putc(b, '"');
-    for (; *p; p++) {
-        uint8_t c = *p;
-        if (c == '"' || c == '\\') {
-            kiln__buf_putc(b, '\\');
-            kiln__buf_putc(b, c);
-        } else if (c == '\n' || c == '\r' || c == '\t' ||
-                   (!legacy && (c == '\b' || c == '\f'))) {
-            kiln__buf_putc(b, '\\');
-            kiln__buf_putc(b, c == '\n'   ? 'n'
-                              : c == '\r' ? 'r'
-                              : c == '\t' ? 't'
-                              : c == '\b' ? 'b'
-                                          : 'f');
-        } else if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-            kiln__buf_puts(b, "\\u00");
-            kiln__buf_putc(b, hex[c >> 4]);
-            kiln__buf_putc(b, hex[c & 15]);
-        } else if (c == 0xe2 && p[1] == 0x80 &&
-                   (p[2] == 0xa8 || p[2] == 0xa9)) {
-            /* U+2028 and U+2029 break JavaScript string literals. */
-            kiln__buf_puts(b, p[2] == 0xa8 ? "\\u2028" : "\\u2029");
-            p += 2;
-        } else {
-            kiln__buf_putc(b, c);
-        }
-    }
-    kiln__buf_putc(b, '"');
-}
-
 char *kiln__json_strings(kiln__arena_t *a, char *const *v, size_t n,
                          bool legacy)
 {
     kiln__buf_t b = KILN_BUF_INIT;
+    kiln__gojson_t w;
     char *out = NULL;
 
-    kiln__buf_putc(&b, '[');
+    kiln__gojson_init(&w, &b, legacy ? 0 : KILN_GOJSON_GO122);
+    kiln__gojson_begin_array(&w);
     for (size_t i = 0; i < n; i++) {
-        if (i > 0) {
-            kiln__buf_putc(&b, ',');
-        }
-        json_string(&b, v[i], legacy);
+        kiln__gojson_cstr(&w, v[i]);
     }
-    kiln__buf_putc(&b, ']');
-    if (kiln__buf_ok(&b)) {
+    kiln__gojson_end_array(&w);
+    if (kiln__gojson_ok(&w)) {
         out = kiln__arena_dup(a, b.data, b.len + 1);
     }
     kiln__buf_free(&b);

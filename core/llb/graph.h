@@ -52,6 +52,12 @@ struct kiln_definition {
 /* "exec", "source", ... or "terminal". */
 const char *kiln__op_kind_name(enum kiln__op_kind kind);
 
+/* Appends a one-line description of the op (identifier, arguments, file
+ * actions) to b; kiln__vertex_summary() returns the custom name if there is
+ * one, else that line, malloc'ed (NULL when out of memory). */
+void kiln__vertex_summary_buf(kiln__buf_t *b, const kiln__vertex_t *v);
+char *kiln__vertex_summary(const kiln__vertex_t *v);
+
 /* The vertex with this digest, or NULL. */
 kiln__vertex_t *kiln__definition_find(const kiln_definition_t *def,
                                       const char *digest);

@@ -9,8 +9,7 @@
 #include <string.h>
 
 #include "llb/graph.h"
-
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
+#include "llb/pbdesc.h"
 
 /* Reads a varint at p[*i..len). Returns false if truncated or longer than
  * ten bytes. */
@@ -34,26 +33,6 @@ static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
     return false;
 }
 
-static unsigned expected_wire(const ProtobufCFieldDescriptor *f)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return WIRE_FIXED64;
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-        return WIRE_FIXED32;
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return WIRE_LEN;
-    default:
-        return WIRE_VARINT;
-    }
-}
-
 static int bad(kiln_error_t *err, const ProtobufCMessageDescriptor *desc,
                size_t at, const char *what)
 {
@@ -65,11 +44,11 @@ static int check_packed(const uint8_t *p, size_t len, size_t base,
                         const ProtobufCMessageDescriptor *desc,
                         const ProtobufCFieldDescriptor *f, kiln_error_t *err)
 {
-    unsigned w = expected_wire(f);
+    unsigned w = kiln__pb_wire_type(f->type);
     size_t i = 0;
     uint64_t v;
 
-    if (w == WIRE_VARINT) {
+    if (w == KILN_PB_WIRE_VARINT) {
         while (i < len) {
             if (!read_varint(p, len, &i, &v)) {
                 return bad(err, desc, base + i, "bad varint in packed field");
@@ -77,7 +56,7 @@ static int check_packed(const uint8_t *p, size_t len, size_t base,
         }
         return 0;
     }
-    if (len % (w == WIRE_FIXED64 ? 8 : 4) != 0) {
+    if (len % (w == KILN_PB_WIRE_FIXED64 ? 8 : 4) != 0) {
         return bad(err, desc, base, "packed field has a partial element");
     }
     return 0;
@@ -116,31 +95,31 @@ static int check_msg(const uint8_t *p, size_t len, size_t base,
             return bad(err, desc, base + start, "invalid field number");
         }
         f = protobuf_c_message_descriptor_get_field(desc, (unsigned)num);
-        if (f != NULL && wt != expected_wire(f) &&
-            !(wt == WIRE_LEN && f->label == PROTOBUF_C_LABEL_REPEATED &&
-              expected_wire(f) != WIRE_LEN)) {
+        if (f != NULL && wt != kiln__pb_wire_type(f->type) &&
+            !(wt == KILN_PB_WIRE_LEN && f->label == PROTOBUF_C_LABEL_REPEATED &&
+              kiln__pb_wire_type(f->type) != KILN_PB_WIRE_LEN)) {
             char what[160];
             snprintf(what, sizeof(what),
                      "field %s (%u) has wire type %u, expected %u", f->name,
-                     f->id, wt, expected_wire(f));
+                     f->id, wt, kiln__pb_wire_type(f->type));
             return bad(err, desc, base + start, what);
         }
         switch (wt) {
-        case WIRE_VARINT:
+        case KILN_PB_WIRE_VARINT:
             if (!read_varint(p, len, &i, &v)) {
                 return bad(err, desc, base + start, "truncated varint");
             }
             break;
-        case WIRE_FIXED64:
-        case WIRE_FIXED32: {
-            size_t n = wt == WIRE_FIXED64 ? 8 : 4;
+        case KILN_PB_WIRE_FIXED64:
+        case KILN_PB_WIRE_FIXED32: {
+            size_t n = wt == KILN_PB_WIRE_FIXED64 ? 8 : 4;
             if (len - i < n) {
                 return bad(err, desc, base + start, "truncated fixed field");
             }
             i += n;
             break;
         }
-        case WIRE_LEN: {
+        case KILN_PB_WIRE_LEN: {
             int rc;
             if (!read_varint(p, len, &i, &v)) {
                 return bad(err, desc, base + start, "truncated length");

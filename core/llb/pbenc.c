@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "llb/pbdesc.h"
 #include "llb/pbenc.h"
-
-enum { WIRE_VARINT = 0, WIRE_FIXED64 = 1, WIRE_LEN = 2, WIRE_FIXED32 = 5 };
 
 void kiln__pb_put_varint(kiln__buf_t *out, uint64_t v)
 {
@@ -36,52 +35,9 @@ void kiln__pb_put_tag(kiln__buf_t *out, uint32_t field, unsigned wire_type)
 void kiln__pb_put_bytes(kiln__buf_t *out, uint32_t field, const void *data,
                         size_t len)
 {
-    kiln__pb_put_tag(out, field, WIRE_LEN);
+    kiln__pb_put_tag(out, field, KILN_PB_WIRE_LEN);
     kiln__pb_put_varint(out, len);
     kiln__buf_append(out, data, len);
-}
-
-static const void *member(const ProtobufCMessage *m, unsigned offset)
-{
-    return (const char *)m + offset;
-}
-
-static unsigned wire_type_of(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return WIRE_FIXED64;
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-        return WIRE_FIXED32;
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return WIRE_LEN;
-    default:
-        return WIRE_VARINT;
-    }
-}
-
-/* Size in bytes of one scalar element in a protobuf-c struct or array. */
-static size_t scalar_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    default:
-        return 4;
-    }
 }
 
 /* Writes a scalar's payload (no tag). Negative int32/enum values are sign
@@ -153,7 +109,7 @@ static bool scalar_is_zero(ProtobufCType t, const void *p)
 {
     static const uint8_t zero[8];
 
-    return memcmp(p, zero, scalar_size(t)) == 0;
+    return memcmp(p, zero, kiln__pb_elem_size(t)) == 0;
 }
 
 static int encode_message(const ProtobufCMessage *m, enum kiln__pb_order order,
@@ -176,22 +132,6 @@ static int put_message(kiln__buf_t *out, uint32_t field,
     return rc;
 }
 
-static bool is_map_entry(const ProtobufCFieldDescriptor *f)
-{
-    const ProtobufCMessageDescriptor *d = f->descriptor;
-    size_t n;
-
-    if (f->type != PROTOBUF_C_TYPE_MESSAGE ||
-        f->label != PROTOBUF_C_LABEL_REPEATED || d == NULL ||
-        d->n_fields != 2 || d->fields[0].id != 1 || d->fields[1].id != 2 ||
-        strcmp(d->fields[0].name, "key") != 0 ||
-        strcmp(d->fields[1].name, "value") != 0) {
-        return false;
-    }
-    n = strlen(d->name);
-    return n > 5 && strcmp(d->name + n - 5, "Entry") == 0;
-}
-
 /* Writes one field value (with its tag) regardless of presence rules. */
 static int put_value(kiln__buf_t *out, const ProtobufCFieldDescriptor *f,
                      const void *p, enum kiln__pb_order order)
@@ -210,7 +150,7 @@ static int put_value(kiln__buf_t *out, const ProtobufCFieldDescriptor *f,
     case PROTOBUF_C_TYPE_MESSAGE:
         return put_message(out, f->id, *(ProtobufCMessage *const *)p, order);
     default:
-        kiln__pb_put_tag(out, f->id, wire_type_of(f->type));
+        kiln__pb_put_tag(out, f->id, kiln__pb_wire_type(f->type));
         put_scalar(out, f->type, p);
         return 0;
     }
@@ -225,8 +165,8 @@ static int put_map_entry(kiln__buf_t *out, uint32_t field,
     int rc = 0;
 
     for (unsigned i = 0; i < 2 && rc == 0; i++) {
-        rc = put_value(&tmp, &d->fields[i], member(e, d->fields[i].offset),
-                       order);
+        rc = put_value(&tmp, &d->fields[i],
+                       kiln__pb_member(e, d->fields[i].offset), order);
     }
     if (rc == 0) {
         kiln__pb_put_bytes(out, field, tmp.data, tmp.len);
@@ -243,7 +183,7 @@ static const char *entry_key(const ProtobufCMessage *e)
     if (kf->type != PROTOBUF_C_TYPE_STRING) {
         return "";
     }
-    k = *(char *const *)member(e, kf->offset);
+    k = *(char *const *)kiln__pb_member(e, kf->offset);
     return k ? k : "";
 }
 
@@ -286,23 +226,21 @@ static int put_repeated(kiln__buf_t *out, const ProtobufCMessage *m,
                         const ProtobufCFieldDescriptor *f,
                         enum kiln__pb_order order)
 {
-    size_t n = *(const size_t *)member(m, f->quantifier_offset);
-    const void *arr = *(void *const *)member(m, f->offset);
+    size_t n = *(const size_t *)kiln__pb_member(m, f->quantifier_offset);
+    const void *arr = *(void *const *)kiln__pb_member(m, f->offset);
     int rc = 0;
 
     if (n == 0) {
         return 0;
     }
-    if (is_map_entry(f)) {
+    if (kiln__pb_is_map(f)) {
         return put_map(out, f, arr, n, order);
     }
     switch (f->type) {
     case PROTOBUF_C_TYPE_STRING:
     case PROTOBUF_C_TYPE_BYTES:
     case PROTOBUF_C_TYPE_MESSAGE: {
-        size_t step = f->type == PROTOBUF_C_TYPE_BYTES
-                          ? sizeof(ProtobufCBinaryData)
-                          : sizeof(void *);
+        size_t step = kiln__pb_elem_size(f->type);
         for (size_t i = 0; i < n && rc == 0; i++) {
             rc = put_value(out, f, (const char *)arr + i * step, order);
         }
@@ -311,7 +249,7 @@ static int put_repeated(kiln__buf_t *out, const ProtobufCMessage *m,
     default: {
         /* proto3 packs repeated scalars. */
         kiln__buf_t tmp = KILN_BUF_INIT;
-        size_t step = scalar_size(f->type);
+        size_t step = kiln__pb_elem_size(f->type);
         for (size_t i = 0; i < n; i++) {
             put_scalar(&tmp, f->type, (const char *)arr + i * step);
         }
@@ -320,11 +258,6 @@ static int put_repeated(kiln__buf_t *out, const ProtobufCMessage *m,
         return 0;
     }
     }
-}
-
-static bool is_oneof(const ProtobufCFieldDescriptor *f)
-{
-    return (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0;
 }
 
 /* gogo marshalled non-nullable message fields even when unset. */
@@ -339,13 +272,14 @@ static int put_field(kiln__buf_t *out, const ProtobufCMessage *m,
                      const ProtobufCFieldDescriptor *f,
                      enum kiln__pb_order order)
 {
-    const void *p = member(m, f->offset);
+    const void *p = kiln__pb_member(m, f->offset);
 
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         return put_repeated(out, m, f, order);
     }
-    if (is_oneof(f)) {
-        uint32_t which = *(const uint32_t *)member(m, f->quantifier_offset);
+    if (kiln__pb_is_oneof(f)) {
+        uint32_t which =
+            *(const uint32_t *)kiln__pb_member(m, f->quantifier_offset);
         /* The set member of a oneof is written even when zero. */
         return which == f->id ? put_value(out, f, p, order) : 0;
     }
@@ -353,7 +287,7 @@ static int put_field(kiln__buf_t *out, const ProtobufCMessage *m,
         f->type != PROTOBUF_C_TYPE_STRING &&
         f->type != PROTOBUF_C_TYPE_MESSAGE) {
         protobuf_c_boolean has;
-        memcpy(&has, member(m, f->quantifier_offset), sizeof(has));
+        memcpy(&has, kiln__pb_member(m, f->quantifier_offset), sizeof(has));
         return has ? put_value(out, f, p, order) : 0;
     }
     switch (f->type) {
@@ -398,12 +332,12 @@ static int encode_message(const ProtobufCMessage *m, enum kiln__pb_order order,
         }
     } else {
         for (unsigned i = 0; i < d->n_fields && rc == 0; i++) {
-            if (!is_oneof(&d->fields[i])) {
+            if (!kiln__pb_is_oneof(&d->fields[i])) {
                 rc = put_field(out, m, &d->fields[i], order);
             }
         }
         for (unsigned i = 0; i < d->n_fields && rc == 0; i++) {
-            if (is_oneof(&d->fields[i])) {
+            if (kiln__pb_is_oneof(&d->fields[i])) {
                 rc = put_field(out, m, &d->fields[i], order);
             }
         }

@@ -9,8 +9,8 @@
 
 #include "solver/cachemap.h"
 #include "solver/cachemap_int.h"
-#include "solver/gopath.h"
 #include "solver/pbjson.h"
+#include "util/gopath.h"
 
 kiln__cachemap_t *kiln__cm_new(size_t n_deps)
 {

@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "solver/cachemap_int.h"
-#include "solver/gopath.h"
 #include "solver/pbjson.h"
+#include "util/gopath.h"
 
 /* Scratch state while walking the actions. */
 typedef struct file_walk {

@@ -3,7 +3,7 @@
 #define KILN_SOLVER_CACHEMAP_INT_H
 
 #include "solver/cachemap.h"
-#include "solver/gojson.h"
+#include "util/gojson.h"
 
 /* The gojson flags matching a compat level. */
 static inline unsigned kiln__cm_json_flags(enum kiln__cm_compat compat)

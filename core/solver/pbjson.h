@@ -26,7 +26,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "solver/gojson.h"
+#include "util/gojson.h"
 
 /*
  * Writes `msg` as a JSON value through `w`. A NULL `msg` writes null.

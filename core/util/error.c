@@ -55,6 +55,10 @@ const char *kiln_strerror(int code)
         return "not found";
     case KILN_ENOTSUP:
         return "not supported";
+    case KILN_ECANCELED:
+        return "canceled";
+    case KILN_ELOOP:
+        return "too many levels of symbolic links";
     default:
         return code < 0 ? strerror(-code) : "unknown error";
     }

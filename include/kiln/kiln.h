@@ -37,6 +37,8 @@ extern "C" {
 #define KILN_EIO     (-EIO)     /* read or write failed */
 #define KILN_ENOENT  (-ENOENT)  /* a named thing does not exist */
 #define KILN_ENOTSUP (-ENOTSUP) /* not supported by this build */
+#define KILN_ECANCELED (-ECANCELED) /* the operation was canceled */
+#define KILN_ELOOP   (-ELOOP)   /* too many levels of symbolic links */
 
 /* Longest message a kiln_error_t holds, with its terminating NUL. */
 #define KILN_ERROR_MAX 1024

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "solver/cachemap.h"
-#include "solver/gojson.h"
-#include "solver/gopath.h"
+#include "util/gojson.h"
+#include "util/gopath.h"
 #include "testutil.h"
 
 static Pb__Platform amd64 = PB__PLATFORM__INIT;

@@ -1,7 +1,8 @@
 /*
  * A writer for JSON byte-identical to Go's encoding/json.Marshal: compact,
  * HTML-safe string escaping, standard base64 for []byte. Used wherever kiln
- * must hash the same bytes as a BuildKit daemon (cache maps).
+ * must print or hash the same bytes as BuildKit: cache maps, `kiln debug
+ * dump-llb`, the JSON string lists the definition builder stores in attrs.
  *
  * The writer appends to a caller-owned kiln__buf_t and never fails by
  * itself: allocation failures put the buffer in its error state
@@ -9,8 +10,8 @@
  * KILN_GOJSON_MAX_DEPTH, closing what is not open) sets `bad`; check
  * kiln__gojson_ok() once at the end.
  */
-#ifndef KILN_SOLVER_GOJSON_H
-#define KILN_SOLVER_GOJSON_H
+#ifndef KILN_UTIL_GOJSON_H
+#define KILN_UTIL_GOJSON_H
 
 #include "internal.h"
 
@@ -57,6 +58,13 @@ void kiln__gojson_int(kiln__gojson_t *w, int64_t v);
 void kiln__gojson_uint(kiln__gojson_t *w, uint64_t v);
 void kiln__gojson_bool(kiln__gojson_t *w, bool v);
 void kiln__gojson_null(kiln__gojson_t *w);
+
+/*
+ * A float64 value as "%.17g", or null if it is not finite. Valid JSON, but
+ * not Go's shortest formatting (and Go refuses NaN and infinities): for
+ * callers that never meet floats in practice (ops.proto has none).
+ */
+void kiln__gojson_double(kiln__gojson_t *w, double v);
 
 /* A []byte value: standard base64 with padding, as a JSON string. */
 void kiln__gojson_base64(kiln__gojson_t *w, const void *data, size_t len);

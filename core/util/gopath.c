@@ -1,19 +1,20 @@
-/* Go's path.Clean, path.Join("/", p) and path.Base, byte for byte. */
+/* Go's path.Clean, path.Join and path.Base, byte for byte. */
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "solver/gopath.h"
+#include "util/gopath.h"
 
-char *kiln__gopath_clean(const char *p)
+/*
+ * path.Clean of p[0..n) (NUL-terminated) written to `out`, which has room
+ * for n + 2 bytes and may be `p` itself: like Go's lazybuf, the write
+ * position never passes the read position.
+ */
+static size_t clean_to(char *out, const char *p, size_t n)
 {
-    size_t n = strlen(p), r = 0, w = 0, dotdot = 0;
+    size_t r = 0, w = 0, dotdot = 0;
     bool rooted = n > 0 && p[0] == '/';
-    char *out = malloc(n + 2);
 
-    if (out == NULL) {
-        return NULL;
-    }
     if (rooted) {
         out[w++] = '/';
         r = dotdot = 1;
@@ -50,23 +51,61 @@ char *kiln__gopath_clean(const char *p)
         out[w++] = '.';
     }
     out[w] = 0;
+    return w;
+}
+
+size_t kiln__gopath_clean_in_place(char *buf)
+{
+    return clean_to(buf, buf, strlen(buf));
+}
+
+size_t kiln__gopath_join_size(const char *dir, const char *p)
+{
+    /* dir, "/", p, the NUL, and one more for clean_to(). */
+    return strlen(dir) + strlen(p) + 3;
+}
+
+size_t kiln__gopath_join_to(char *out, const char *dir, const char *p)
+{
+    size_t nd = strlen(dir), np = strlen(p);
+
+    if (nd == 0 && np == 0) {
+        out[0] = 0;
+        return 0;
+    }
+    if (nd == 0) {
+        return clean_to(out, p, np);
+    }
+    memcpy(out, dir, nd);
+    out[nd] = '/';
+    memcpy(out + nd + 1, p, np + 1);
+    return clean_to(out, out, nd + 1 + np);
+}
+
+char *kiln__gopath_clean(const char *p)
+{
+    size_t n = strlen(p);
+    char *out = malloc(n + 2);
+
+    if (out != NULL) {
+        clean_to(out, p, n);
+    }
+    return out;
+}
+
+char *kiln__gopath_join(const char *dir, const char *p)
+{
+    char *out = malloc(kiln__gopath_join_size(dir, p));
+
+    if (out != NULL) {
+        kiln__gopath_join_to(out, dir, p);
+    }
     return out;
 }
 
 char *kiln__gopath_join_root(const char *p)
 {
-    size_t n = strlen(p);
-    char *tmp = malloc(n + 2);
-    char *out;
-
-    if (tmp == NULL) {
-        return NULL;
-    }
-    tmp[0] = '/';
-    memcpy(tmp + 1, p, n + 1);
-    out = kiln__gopath_clean(tmp);
-    free(tmp);
-    return out;
+    return kiln__gopath_join("/", p);
 }
 
 char *kiln__gopath_base(const char *p)

@@ -4,10 +4,11 @@
  * default), and []byte values are base64.StdEncoding.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "solver/gojson.h"
+#include "util/gojson.h"
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -230,6 +231,16 @@ void kiln__gojson_null(kiln__gojson_t *w)
 {
     before_item(w);
     kiln__buf_puts(w->out, "null");
+}
+
+void kiln__gojson_double(kiln__gojson_t *w, double v)
+{
+    before_item(w);
+    if (isfinite(v)) {
+        kiln__buf_printf(w->out, "%.17g", v);
+    } else {
+        kiln__buf_puts(w->out, "null");
+    }
 }
 
 void kiln__gojson_base64(kiln__gojson_t *w, const void *data, size_t len)
