@@ -11,6 +11,10 @@
 #include "cli.h"
 
 static const struct kiln_cli_command commands[] = {
+    {"build", "Build an LLB definition and export its result", kiln_cli_build},
+    {"du", "Show the disk usage of the build cache", kiln_cli_du},
+    {"prune", "Remove build cache records", kiln_cli_prune},
+    {"logs", "Print the stored output of a vertex", kiln_cli_logs},
     {"debug", "Inspect definitions (dump-llb)", kiln_cli_debug},
 };
 

@@ -147,6 +147,234 @@ KILN_EXTERN int kiln_definition_encode(const kiln_definition_t *def,
                                        uint8_t **out, size_t *len,
                                        kiln_error_t *err);
 
+/*
+ * Engines and solves.
+ *
+ * An engine owns a store root (metadata.db, layers, logs; see
+ * docs/store-format.md) and a scheduler. A solve builds one definition on
+ * it: every op whose cache key has a record in the store is "cached" and not
+ * run; the others run as soon as their inputs are done, up to the engine's
+ * job limits. Progress arrives as events.
+ *
+ * Threads: by default an engine runs its own thread with its own event loop;
+ * kiln_solve_wait() blocks the caller until the solve ends, and events are
+ * delivered on the engine's thread. An embedder with a libuv loop passes it
+ * in the options instead: everything then runs on that loop, the caller must
+ * run it, and completion arrives through `on_done`; kiln_solve_start(),
+ * kiln_solve_free() and kiln_engine_free() are then called on the loop's
+ * thread, and after kiln_engine_free() the loop is run once more (it closes
+ * the engine's handle) before uv_loop_close(). kiln_solve_cancel() may be
+ * called from any thread in both modes.
+ *
+ * Leases: a solve holds every result it used in the store (prune never
+ * removes them) until kiln_solve_free().
+ */
+struct uv_loop_s;
+
+typedef struct kiln_engine kiln_engine_t;
+typedef struct kiln_solve kiln_solve_t;
+
+typedef enum kiln_log_level {
+    KILN_LOG_ERROR = 0,
+    KILN_LOG_WARN = 1,
+    KILN_LOG_INFO = 2,
+    KILN_LOG_DEBUG = 3,
+} kiln_log_level_t;
+
+typedef struct kiln_engine_options {
+    /* sizeof(kiln_engine_options_t) as the caller was compiled; set by
+     * KILN_ENGINE_OPTIONS_INIT. Later versions only append fields. */
+    uint32_t size;
+    /* Store root. NULL: $KILN_ROOT, else /var/lib/kiln for root, else
+     * $XDG_DATA_HOME/kiln. Created if missing. */
+    const char *root;
+    /* Ops running at once (file ops, hashing, unpacking); 0: CPU count. */
+    unsigned jobs;
+    /* External processes at once (exec ops, git, downloads); 0: 64. These
+     * mostly wait, so the default lets independent steps all run. */
+    unsigned process_jobs;
+    /* Colon-separated plugin directories searched before the installed
+     * plugin directory. NULL: $KILN_PLUGIN_PATH. */
+    const char *plugin_path;
+    kiln_log_level_t log_level;
+    /* NULL: the engine runs its own thread. Otherwise the embedder's libuv
+     * loop, which must outlive the engine and is run by the embedder. */
+    struct uv_loop_s *loop;
+} kiln_engine_options_t;
+
+#define KILN_ENGINE_OPTIONS_INIT                                               \
+    {                                                                          \
+        sizeof(kiln_engine_options_t), NULL, 0, 0, NULL, KILN_LOG_WARN, NULL   \
+    }
+
+/*
+ * Opens the store at opts->root and starts the scheduler. On success *out is
+ * freed with kiln_engine_free(). Errors: KILN_EINVAL (bad options), KILN_EIO
+ * and others from opening the store, with the path in `err`.
+ */
+KILN_EXTERN int kiln_engine_new(const kiln_engine_options_t *opts,
+                                kiln_error_t *err, kiln_engine_t **out);
+
+/* Cancels running solves, waits for them to end, closes the store. NULL is
+ * a no-op. With an embedder's loop, call it from the loop's thread. */
+KILN_EXTERN void kiln_engine_free(kiln_engine_t *engine);
+
+/* The store root the engine uses. Owned by the engine. */
+KILN_EXTERN const char *kiln_engine_root(const kiln_engine_t *engine);
+
+typedef enum kiln_event_type {
+    KILN_EVENT_VERTEX_STARTED = 1,   /* an op began to run */
+    KILN_EVENT_VERTEX_CACHED = 2,    /* an op's result came from the store */
+    KILN_EVENT_VERTEX_COMPLETED = 3, /* an op ran and its result is stored */
+    KILN_EVENT_VERTEX_FAILED = 4,    /* an op failed; message in data */
+    KILN_EVENT_VERTEX_CANCELED = 5,  /* an op was stopped by a cancel */
+    KILN_EVENT_LOG = 6,              /* output of a running op */
+    KILN_EVENT_PROGRESS = 7,         /* bytes or items done of a long step */
+    KILN_EVENT_WARNING = 8,          /* something worth knowing; in data */
+} kiln_event_type_t;
+
+/*
+ * One progress event. Every pointer is borrowed for the duration of the
+ * callback only.
+ */
+typedef struct kiln_event {
+    kiln_event_type_t type;
+    int64_t time_ns;     /* wall clock, nanoseconds since the Unix epoch */
+    const char *digest;  /* the op's digest; NULL for solve-wide warnings */
+    const char *name;    /* display name: custom name or a summary */
+    uint32_t number;     /* 1-based, stable within a solve */
+    int stream;          /* LOG: 1 stdout, 2 stderr */
+    const uint8_t *data; /* LOG bytes, or FAILED/WARNING message */
+    size_t len;          /* bytes in data */
+    uint64_t current;    /* PROGRESS: done so far */
+    uint64_t total;      /* PROGRESS: expected, 0 if unknown */
+    int64_t duration_ns; /* COMPLETED/FAILED/CANCELED: time it ran */
+} kiln_event_t;
+
+typedef void (*kiln_event_cb)(const kiln_event_t *event, void *userdata);
+
+typedef enum kiln_output_type {
+    KILN_OUTPUT_NONE = 0,  /* build and store; export nothing */
+    KILN_OUTPUT_LOCAL = 1, /* the result's files into a directory */
+    KILN_OUTPUT_TAR = 2,   /* the result's files as a tar stream */
+} kiln_output_type_t;
+
+typedef struct kiln_solve_options {
+    /* sizeof(kiln_solve_options_t); set by KILN_SOLVE_OPTIONS_INIT. */
+    uint32_t size;
+    /* The definition to build. Borrowed until the solve ends. */
+    const kiln_definition_t *definition;
+    kiln_output_type_t output;
+    /* LOCAL: directory (created if missing; existing files are replaced).
+     * TAR: file path, or NULL to write to output_fd. */
+    const char *output_dest;
+    int output_fd;
+    /* Run every op even when the store has its result. */
+    int no_cache;
+    /* Progress; may be NULL. */
+    kiln_event_cb on_event;
+    void *userdata;
+    /* With an embedder's loop: called on the loop when the solve ends, with
+     * its status (0 or a KILN_E* code; see kiln_solve_status()). */
+    void (*on_done)(kiln_solve_t *solve, int status, void *userdata);
+} kiln_solve_options_t;
+
+#define KILN_SOLVE_OPTIONS_INIT                                                \
+    {                                                                          \
+        sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
+            NULL, NULL, NULL                                                   \
+    }
+
+/*
+ * Starts building opts->definition. On success *out is the running solve;
+ * it is freed with kiln_solve_free() after it ended. A failure to start
+ * (bad options) returns an error and never calls on_done.
+ */
+KILN_EXTERN int kiln_solve_start(kiln_engine_t *engine,
+                                 const kiln_solve_options_t *opts,
+                                 kiln_error_t *err, kiln_solve_t **out);
+
+/* Blocks until the solve ends (own-thread engines only; KILN_EINVAL with an
+ * embedder's loop). Returns its status, message in err. */
+KILN_EXTERN int kiln_solve_wait(kiln_solve_t *solve, kiln_error_t *err);
+
+/* Asks the solve to stop: running ops are stopped, nothing unfinished is
+ * recorded, and the solve ends with KILN_ECANCELED. Any thread; idempotent. */
+KILN_EXTERN void kiln_solve_cancel(kiln_solve_t *solve);
+
+/* Status of an ended solve: 0, or its error (message in err). */
+KILN_EXTERN int kiln_solve_status(const kiln_solve_t *solve, kiln_error_t *err);
+
+typedef struct kiln_solve_stats {
+    uint32_t total;      /* ops the result needed */
+    uint32_t cached;     /* of those, taken from the store */
+    uint32_t run;        /* of those, run */
+    int64_t duration_ns; /* wall time of the solve */
+} kiln_solve_stats_t;
+
+/* Counts of an ended (or running) solve. */
+KILN_EXTERN void kiln_solve_stats(const kiln_solve_t *solve,
+                                  kiln_solve_stats_t *stats);
+
+/* Frees an ended solve. NULL is a no-op. */
+KILN_EXTERN void kiln_solve_free(kiln_solve_t *solve);
+
+/* kiln_solve_start() + kiln_solve_wait() + kiln_solve_free(). */
+KILN_EXTERN int kiln_solve(kiln_engine_t *engine,
+                           const kiln_solve_options_t *opts, kiln_error_t *err);
+
+/*
+ * Store management: what `kiln du`, `kiln prune` and `kiln logs` show.
+ */
+typedef struct kiln_du_entry {
+    const char *key;         /* cache key of the record */
+    const char *digest;      /* digest of the op that made it */
+    const char *description; /* the op's display name */
+    uint64_t size;           /* bytes of layers no other record shares */
+    uint64_t shared_size;    /* bytes of layers shared with other records */
+    int64_t created_ns;      /* wall clock, ns since the epoch */
+    int64_t last_used_ns;
+    int in_use; /* held by a running build */
+} kiln_du_entry_t;
+
+/* Called once per record, most recently used first; non-zero stops. */
+typedef int (*kiln_du_cb)(const kiln_du_entry_t *entry, void *userdata);
+
+/* Walks the store's records; *total (if not NULL) is the disk space all
+ * layers and logs take, each counted once. */
+KILN_EXTERN int kiln_engine_du(kiln_engine_t *engine, kiln_du_cb cb,
+                               void *userdata, uint64_t *total,
+                               kiln_error_t *err);
+
+typedef struct kiln_prune_options {
+    uint32_t size;            /* set by KILN_PRUNE_OPTIONS_INIT */
+    int all;                  /* remove every record not in use */
+    uint64_t keep_storage;    /* remove least recently used until the store
+                                 takes at most this many bytes (0: off) */
+    int64_t keep_duration_ns; /* remove records unused for longer (0: off) */
+} kiln_prune_options_t;
+
+#define KILN_PRUNE_OPTIONS_INIT                                                \
+    {                                                                          \
+        sizeof(kiln_prune_options_t), 0, 0, 0                                  \
+    }
+
+/* Removes records (least recently used first), then the layers and logs
+ * nothing references. Never touches what a running build holds. */
+KILN_EXTERN int kiln_engine_prune(kiln_engine_t *engine,
+                                  const kiln_prune_options_t *opts,
+                                  uint64_t *freed, uint32_t *removed,
+                                  kiln_error_t *err);
+
+/*
+ * Writes the complete stored output of the op whose digest starts with
+ * `query` (at least 4 hex digits, "sha256:" optional) or whose name equals
+ * it, to `fd`. KILN_ENOENT if nothing matches, KILN_EINVAL if several ops
+ * match (the message lists them).
+ */
+KILN_EXTERN int kiln_engine_logs(kiln_engine_t *engine, const char *query,
+                                 int fd, kiln_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,485 @@
+/*
+ * Running one vertex on a worker thread: open views of its inputs'
+ * snapshots, run the op (core/fileop), commit each output as a snapshot of
+ * layers and record it under its cache key. Also the store lookups of the
+ * plan and the export of the result.
+ *
+ * Snapshot depth. A chain of file ops adds a layer per op, and a merge
+ * stacks its inputs' layers, so stacks would grow with the graph (BuildKit
+ * fails a chain of ~500 file ops with "mount options is too long"). A new
+ * snapshot deeper than KILN_SNAP_MAX_DEPTH is flattened instead: its merged
+ * tree is written once into a single layer of hard links to the immutable
+ * layer files, so no stack, mount or path ever grows with the ancestry.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "export/export.h"
+#include "fileop/fileop.h"
+#include "solver/cachemap.h"
+#include "solver/run.h"
+
+int kiln__run_lookup(kiln_engine_t *e, const char *key, char **snapshot,
+                     kiln_error_t *err)
+{
+    kiln__store_record_t rec = KILN__STORE_RECORD_INIT;
+    int rc = kiln__store_get_record(e->store, key,
+                                    KILN__STORE_TOUCH | KILN__STORE_LEASE, &rec,
+                                    err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    *snapshot = strdup(rec.snapshot_id);
+    kiln__store_record_clear(&rec);
+    return *snapshot != NULL ? 0 : kiln__fail(err, KILN_ENOMEM, "out of memory");
+}
+
+/* What one run holds: views of the inputs, and the layer directories it
+ * handed out (all in the store's tmp area until committed). */
+struct run {
+    kiln_solve_t *s;
+    kiln__node_t *n;
+    kiln__store_t *store;
+    size_t n_inputs;
+    kiln__store_layers_t *layers; /* per input */
+    kiln_snap_view_t **views;     /* per input */
+    char **dirs;                  /* handed out by new_layer */
+    size_t n_dirs;
+    /* Layers this run committed (leased until it ends), and the directory
+     * each was written in: an output may share a layer with another. */
+    char (*committed)[KILN__STORE_ID_MAX];
+    char **committed_dirs;
+    size_t n_committed;
+};
+
+static int new_layer(void *ud, char *path, size_t size, kiln_error_t *err)
+{
+    struct run *r = ud;
+    char **dirs = realloc(r->dirs, (r->n_dirs + 1) * sizeof(*dirs));
+    char *dir = NULL;
+    int rc;
+
+    if (dirs == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    r->dirs = dirs;
+    rc = kiln__store_mkdtemp(r->store, &dir, err);
+    if (rc < 0) {
+        return rc;
+    }
+    r->dirs[r->n_dirs++] = dir;
+    if (strlen(dir) + 1 > size) {
+        return kiln__fail(err, -ENAMETOOLONG, "%s: path too long", dir);
+    }
+    memcpy(path, dir, strlen(dir) + 1);
+    return 0;
+}
+
+static bool cancelled(void *ud)
+{
+    const struct run *r = ud;
+
+    return atomic_load(&r->s->stop);
+}
+
+/* The snapshot id behind input i of the node. */
+static const char *input_snapshot(const struct run *r, size_t i)
+{
+    const kiln__node_t *in = &r->s->nodes[r->n->v->inputs[i]->pos];
+
+    return in->snapshots[r->n->v->op->inputs[i]->index];
+}
+
+static int open_inputs(struct run *r, kiln_error_t *err)
+{
+    r->n_inputs = r->n->v->op->n_inputs;
+    r->layers = calloc(r->n_inputs + 1, sizeof(*r->layers));
+    r->views = calloc(r->n_inputs + 1, sizeof(*r->views));
+    if (r->layers == NULL || r->views == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        const char *id = input_snapshot(r, i);
+        int rc;
+
+        if (id == NULL) {
+            return kiln__fail(err, KILN_EINVAL,
+                              "input %zu has no result (internal error)", i);
+        }
+        rc = kiln__store_snapshot_layers(r->store, id, &r->layers[i], err);
+        if (rc == 0) {
+            rc = kiln__snap_view_open((const char *const *)r->layers[i].paths,
+                                      r->layers[i].n, err, &r->views[i]);
+        }
+        if (rc < 0) {
+            return kiln__fail_prefix(err, rc, "input %zu", i);
+        }
+    }
+    return 0;
+}
+
+static void run_release(struct run *r)
+{
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        if (r->views != NULL) {
+            kiln__snap_view_free(r->views[i]);
+        }
+        if (r->layers != NULL) {
+            kiln__store_layers_free(&r->layers[i]);
+        }
+    }
+    free(r->views);
+    free(r->layers);
+    for (size_t i = 0; i < r->n_dirs; i++) {
+        if (r->dirs[i] != NULL) {
+            kiln__store_discard(r->store, r->dirs[i], NULL);
+            free(r->dirs[i]);
+        }
+    }
+    free(r->dirs);
+    for (size_t i = 0; i < r->n_committed; i++) {
+        kiln__store_release(r->store, KILN__STORE_LAYER, r->committed[i], NULL);
+        free(r->committed_dirs[i]);
+    }
+    free(r->committed);
+    free(r->committed_dirs);
+}
+
+/*
+ * Commits a layer directory handed out by new_layer (once: a second call
+ * for the same directory gives the same id). The layer stays leased to the
+ * store until the run ends.
+ */
+static int commit_dir(struct run *r, const char *dir,
+                      char id[KILN__STORE_ID_MAX], kiln_error_t *err)
+{
+    char(*ids)[KILN__STORE_ID_MAX];
+    char **dirs;
+    int rc;
+
+    for (size_t i = 0; i < r->n_committed; i++) {
+        if (strcmp(r->committed_dirs[i], dir) == 0) {
+            memcpy(id, r->committed[i], KILN__STORE_ID_MAX);
+            return 0;
+        }
+    }
+    ids = realloc(r->committed, (r->n_committed + 1) * sizeof(*ids));
+    if (ids != NULL) {
+        r->committed = ids;
+    }
+    dirs = realloc(r->committed_dirs, (r->n_committed + 1) * sizeof(*dirs));
+    if (dirs != NULL) {
+        r->committed_dirs = dirs;
+    }
+    if (ids == NULL || dirs == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    r->committed_dirs[r->n_committed] = NULL;
+    rc = kiln__store_commit_layer(r->store, dir, KILN__STORE_SIZE_UNKNOWN, id,
+                                  err);
+    if (rc < 0) {
+        return rc;
+    }
+    for (size_t i = 0; i < r->n_dirs; i++) {
+        if (r->dirs[i] != NULL && strcmp(r->dirs[i], dir) == 0) {
+            /* Moved into layers/: nothing left to discard. */
+            r->committed_dirs[r->n_committed] = r->dirs[i];
+            r->dirs[i] = NULL;
+            break;
+        }
+    }
+    if (r->committed_dirs[r->n_committed] == NULL) {
+        r->committed_dirs[r->n_committed] = strdup(dir);
+    }
+    memcpy(r->committed[r->n_committed++], id, KILN__STORE_ID_MAX);
+    return 0;
+}
+
+/* A layer directory of the store is root/layers/<id>. */
+static const char *layer_id_of(const char *dir)
+{
+    const char *slash = strrchr(dir, '/');
+
+    return slash != NULL ? slash + 1 : dir;
+}
+
+/* Flattens the stack `paths[0..n)` into one new committed layer. */
+static int flatten(struct run *r, const char *const *paths, size_t n,
+                   char id[KILN__STORE_ID_MAX], kiln_error_t *err)
+{
+    kiln_snap_view_t *v = NULL;
+    char dir[4096];
+    int rc = kiln__snap_view_open(paths, n, err, &v);
+
+    if (rc == 0) {
+        rc = new_layer(r, dir, sizeof(dir), err);
+    }
+    if (rc == 0) {
+        rc = kiln__snap_materialize(v, dir, true, err);
+    }
+    kiln__snap_view_free(v);
+    if (rc == 0) {
+        rc = commit_dir(r, dir, id, err);
+    }
+    return rc < 0 ? kiln__fail_prefix(err, rc, "flattening %zu layers", n)
+                  : 0;
+}
+
+/*
+ * Turns output `o` of a fileop result into a snapshot (leased to this
+ * store): commits the layers the op wrote, and flattens a stack past the
+ * depth limit into one layer.
+ */
+static int commit_output(struct run *r, const kiln_fileop_env_t *env,
+                         const kiln_fileop_output_t *o,
+                         char snap[KILN__STORE_ID_MAX], kiln_error_t *err)
+{
+    const char **paths = NULL;
+    char(*ids)[KILN__STORE_ID_MAX] = NULL;
+    char(*lp)[4096] = NULL;
+    const char **idp = NULL, **lpp = NULL;
+    size_t n = 0, base_n;
+    int rc = kiln__fileop_output_stack(env, o, &paths, &n);
+
+    if (rc < 0) {
+        return kiln__fail(err, rc, "out of memory");
+    }
+    base_n = n - o->n_layers;
+    ids = calloc(n + 1, sizeof(*ids));
+    idp = calloc(n + 1, sizeof(*idp));
+    if (ids == NULL || idp == NULL) {
+        rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const kiln_fileop_layer_t *l =
+            i >= base_n ? &o->layers[i - base_n] : NULL;
+
+        if (l != NULL && l->created) {
+            rc = commit_dir(r, l->dir, ids[i], err);
+        } else {
+            snprintf(ids[i], KILN__STORE_ID_MAX, "%s", layer_id_of(paths[i]));
+        }
+        idp[i] = ids[i];
+    }
+    if (rc == 0 && n > KILN_SNAP_MAX_DEPTH) {
+        char flat[KILN__STORE_ID_MAX];
+
+        lp = calloc(n, sizeof(*lp));
+        lpp = calloc(n, sizeof(*lpp));
+        if (lp == NULL || lpp == NULL) {
+            rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            rc = kiln__store_layer_path(r->store, ids[i], lp[i], sizeof(lp[i]),
+                                        err);
+            lpp[i] = lp[i];
+        }
+        if (rc == 0) {
+            rc = flatten(r, lpp, n, flat, err);
+        }
+        if (rc == 0) {
+            rc = kiln__store_create_snapshot(r->store, (const char *[]){flat},
+                                             1, snap, err);
+        }
+    } else if (rc == 0) {
+        rc = kiln__store_create_snapshot(r->store, idp, n, snap, err);
+    }
+    free(paths);
+    free(ids);
+    free(idp);
+    free(lp);
+    free(lpp);
+    return rc;
+}
+
+/* Records output `o`'s snapshot under its key; on a lost race (another
+ * process or an earlier run has the record) the recorded snapshot is used,
+ * unless this run was asked to ignore the cache. */
+static int record_output(struct run *r, size_t o, char snap[KILN__STORE_ID_MAX],
+                         kiln_error_t *err)
+{
+    kiln__node_t *n = r->n;
+    kiln__store_record_t rec = KILN__STORE_RECORD_INIT;
+    kiln__store_input_t *inputs = calloc(r->n_inputs + 1, sizeof(*inputs));
+    char winner[KILN__STORE_ID_MAX];
+    bool inserted = false;
+    bool fresh = n->ignore_cache || r->s->opts.no_cache;
+    int rc;
+
+    if (inputs == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        const kiln__node_t *in = &r->s->nodes[n->v->inputs[i]->pos];
+
+        inputs[i].index = (uint32_t)i;
+        inputs[i].key = in->keys[n->v->op->inputs[i]->index];
+        inputs[i].selector =
+            (n->v->kind == KILN_OP_EXEC || n->v->kind == KILN_OP_FILE) &&
+                    n->cm != NULL && i < n->cm->n_deps
+                ? n->cm->deps[i].selector
+                : "";
+    }
+    rec.key = n->keys[o];
+    rec.digest = n->v->digest;
+    rec.cachemap_digest = n->cm != NULL ? n->cm->digest : NULL;
+    rec.output = (uint32_t)o;
+    rec.snapshot_id = snap;
+    rec.description = n->name;
+    rec.inputs = inputs;
+    rec.n_inputs = r->n_inputs;
+    rc = kiln__store_put_record(r->store, &rec, &inserted, winner, err);
+    free(inputs);
+    if (rc < 0 || inserted) {
+        return rc;
+    }
+    if (fresh) {
+        kiln__store_release(r->store, KILN__STORE_SNAPSHOT, winner, NULL);
+        return 0;
+    }
+    kiln__store_release(r->store, KILN__STORE_SNAPSHOT, snap, NULL);
+    memcpy(snap, winner, KILN__STORE_ID_MAX);
+    return 0;
+}
+
+static int run_op(struct run *r, const kiln_fileop_env_t *env,
+                  kiln_fileop_result_t **res, kiln_error_t *err)
+{
+    const Pb__Op *op = r->n->v->op;
+
+    switch (r->n->v->kind) {
+    case KILN_OP_FILE:
+        return kiln__fileop_run(op->file, env, err, res);
+    case KILN_OP_MERGE:
+        return kiln__mergeop_run(op->merge, env, err, res);
+    case KILN_OP_DIFF:
+        return kiln__diffop_run(op->diff, env, err, res);
+    case KILN_OP_EXEC:
+        return kiln__fail(err, KILN_ENOTSUP,
+                          "this kiln cannot run exec ops (no executor is "
+                          "built in)");
+    case KILN_OP_SOURCE:
+        return kiln__fail(err, KILN_ENOTSUP,
+                          "no source plugin handles '%s'",
+                          op->source->identifier);
+    default:
+        return kiln__fail(err, KILN_ENOTSUP, "kiln cannot run %s ops",
+                          kiln__op_kind_name(r->n->v->kind));
+    }
+}
+
+int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
+{
+    struct run r = {.s = s, .n = n, .store = s->engine->store};
+    kiln_fileop_env_t env = {0};
+    kiln_fileop_result_t *res = NULL;
+    size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+    int rc = open_inputs(&r, err);
+
+    if (rc == 0) {
+        env.inputs = (const kiln_snap_view_t *const *)r.views;
+        env.n_inputs = r.n_inputs;
+        env.new_layer = new_layer;
+        env.cancelled = cancelled;
+        env.ud = &r;
+        rc = run_op(&r, &env, &res, err);
+    }
+    if (rc == 0 && res->n_outputs < n_out) {
+        rc = kiln__fail(err, KILN_EINVAL, "the op made %zu outputs, not %zu",
+                        res->n_outputs, n_out);
+    }
+    for (size_t o = 0; rc == 0 && o < n_out; o++) {
+        char snap[KILN__STORE_ID_MAX];
+
+        if (atomic_load(&s->stop)) {
+            rc = kiln__fail(err, KILN_ECANCELED, "canceled");
+            break;
+        }
+        rc = commit_output(&r, &env, &res->outputs[o], snap, err);
+        if (rc == 0) {
+            rc = record_output(&r, o, snap, err);
+        }
+        if (rc == 0) {
+            /* A snapshot looked up for an output that then missed. */
+            if (n->snapshots[o] != NULL) {
+                kiln__store_release(r.store, KILN__STORE_SNAPSHOT,
+                                    n->snapshots[o], NULL);
+                free(n->snapshots[o]);
+            }
+            n->snapshots[o] = strdup(snap);
+            if (n->snapshots[o] == NULL) {
+                rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+            }
+        }
+    }
+    kiln__fileop_result_free(res);
+    run_release(&r);
+    return rc;
+}
+
+int kiln__run_export(kiln_solve_t *s, kiln_error_t *err)
+{
+    kiln__store_t *store = s->engine->store;
+    const char *id = s->result->snapshots[s->result_index];
+    kiln__store_layers_t layers = {0};
+    kiln_snap_view_t *v = NULL;
+    char *scratch = NULL;
+    int fd = -1, rc;
+
+    rc = kiln__store_snapshot_layers(store, id, &layers, err);
+    if (rc == 0) {
+        rc = kiln__snap_view_open((const char *const *)layers.paths, layers.n,
+                                  err, &v);
+    }
+    if (rc == 0 && s->opts.output == KILN_OUTPUT_LOCAL) {
+        rc = kiln__export_local(v, s->opts.output_dest, err);
+    } else if (rc == 0 && s->opts.output == KILN_OUTPUT_TAR) {
+        fd = s->opts.output_fd;
+        if (s->opts.output_dest != NULL) {
+            fd = open(s->opts.output_dest,
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            if (fd < 0) {
+                rc = kiln__fail(err, -errno, "%s: %s", s->opts.output_dest,
+                                strerror(errno));
+            }
+        }
+        if (rc == 0) {
+            rc = kiln__store_mkdtemp(store, &scratch, err);
+        }
+        if (rc == 0) {
+            rc = kiln__export_tar(v, fd, scratch, err);
+        }
+        if (scratch != NULL) {
+            kiln__store_discard(store, scratch, NULL);
+            free(scratch);
+        }
+        if (s->opts.output_dest != NULL && fd >= 0 && close(fd) < 0 &&
+            rc == 0) {
+            rc = kiln__fail(err, KILN_EIO, "%s: %s", s->opts.output_dest,
+                            strerror(errno));
+        }
+    }
+    kiln__snap_view_free(v);
+    kiln__store_layers_free(&layers);
+    return rc < 0 ? kiln__fail_prefix(err, rc, "exporting the result") : 0;
+}
+
+void kiln__run_release_all(kiln_solve_t *s)
+{
+    for (size_t i = 0; s->nodes != NULL && i < s->def->n_vertices; i++) {
+        kiln__node_t *n = &s->nodes[i];
+        size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+
+        for (size_t o = 0; n->snapshots != NULL && o < n_out; o++) {
+            if (n->snapshots[o] != NULL) {
+                kiln__store_release(s->engine->store, KILN__STORE_SNAPSHOT,
+                                    n->snapshots[o], NULL);
+            }
+        }
+    }
+}

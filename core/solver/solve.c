@@ -1,0 +1,473 @@
+/*
+ * Scheduling one solve on the engine's loop.
+ *
+ * Phases: plan (on the thread pool: cache keys, then store lookups from the
+ * result down, since a cached vertex needs none of its inputs), run (ready
+ * vertices go to the thread pool as job slots free up; a vertex another
+ * solve is already running is waited for, not run twice), export, end.
+ * Everything here runs on the loop thread except the uv_work callbacks.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine.h"
+#include "solver/run.h"
+
+void kiln__solve_emit(kiln_solve_t *s, kiln__node_t *n,
+                      kiln_event_type_t type, const char *msg)
+{
+    kiln_event_t ev = {0};
+
+    if (s->opts.on_event == NULL) {
+        return;
+    }
+    ev.type = type;
+    ev.time_ns = kiln__now_ns();
+    if (n != NULL) {
+        ev.digest = n->v->digest;
+        ev.name = n->name;
+        ev.number = n->number;
+        if (n->started_ns != 0) {
+            ev.duration_ns = kiln__mono_ns() - n->started_ns;
+        }
+    }
+    if (msg != NULL) {
+        ev.data = (const uint8_t *)msg;
+        ev.len = strlen(msg);
+    }
+    s->opts.on_event(&ev, s->opts.userdata);
+}
+
+static bool push_ready(kiln_solve_t *s, kiln__node_t *n)
+{
+    kiln__queue_t *q = &s->ready[n->pool];
+
+    if (q->head > 0 && q->head == q->tail) {
+        q->head = q->tail = 0; /* empty: reuse from the start */
+    }
+    if (q->tail == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        kiln__node_t **items = realloc(q->items, cap * sizeof(*items));
+        if (items == NULL) {
+            return false;
+        }
+        q->items = items;
+        q->cap = cap;
+    }
+    q->items[q->tail++] = n;
+    n->state = NODE_READY;
+    return true;
+}
+
+/* The first failure decides the solve's status; `name` (may be NULL) is
+ * the vertex at fault. */
+static void fail_solve(kiln_solve_t *s, int code, const char *name,
+                       const char *msg)
+{
+    if (s->failing) {
+        return;
+    }
+    s->failing = true;
+    atomic_store(&s->stop, true);
+    s->status = code;
+    if (name != NULL) {
+        kiln__fail(&s->error, code, "%s: %s", name, msg);
+    } else {
+        kiln__fail(&s->error, code, "%s", msg);
+    }
+}
+
+/* Plan, on the thread pool: keys for every reachable node, then lookups
+ * from the result down. */
+static void plan_work(uv_work_t *w)
+{
+    kiln_solve_t *s = w->data;
+    kiln__node_t **stack;
+    size_t sp = 0;
+    int rc;
+
+    rc = kiln__solve_compute_keys(s, &s->error);
+    if (rc < 0) {
+        s->status = rc;
+        return;
+    }
+    stack = malloc(s->def->n_vertices * sizeof(*stack));
+    if (stack == NULL) {
+        s->status = kiln__fail(&s->error, KILN_ENOMEM, "out of memory");
+        return;
+    }
+    stack[sp++] = s->result;
+    s->result->state = NODE_WAITING;
+    while (sp > 0 && s->status == 0) {
+        kiln__node_t *n = stack[--sp];
+        size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+        bool hit = !n->ignore_cache && !s->opts.no_cache;
+
+        n->snapshots = calloc(n_out, sizeof(*n->snapshots));
+        for (size_t o = 0; o < n_out && hit; o++) {
+            int lr = kiln__run_lookup(s->engine, n->keys[o], &n->snapshots[o],
+                                      &s->error);
+            if (lr == KILN_ENOENT) {
+                hit = false;
+            } else if (lr < 0) {
+                s->status = lr;
+                hit = false;
+            }
+        }
+        n->state = hit ? NODE_CACHED : NODE_WAITING;
+        if (hit) {
+            continue;
+        }
+        for (size_t i = 0; i < n->v->op->n_inputs; i++) {
+            kiln__node_t *in = &s->nodes[n->v->inputs[i]->pos];
+            if (in->state == NODE_UNNEEDED) {
+                in->state = NODE_WAITING; /* claimed; decided when popped */
+                stack[sp++] = in;
+            }
+        }
+    }
+    free(stack);
+}
+
+/* Loop: count what each waiting node still needs and queue the ready. */
+static void plan_done(uv_work_t *w, int status)
+{
+    kiln_solve_t *s = w->data;
+
+    free(w);
+    s->running--;
+    s->planned = true;
+    if (s->status < 0 || status < 0) {
+        s->failing = true;
+        atomic_store(&s->stop, true);
+        kiln__solve_dispatch(s);
+        return;
+    }
+    for (size_t i = 0; i < s->def->n_vertices; i++) {
+        kiln__node_t *n = &s->nodes[i];
+        if (!n->reachable) {
+            continue;
+        }
+        s->stats.total++;
+        if (n->state != NODE_WAITING) {
+            /* Cached, or below a cached node: nothing to run. */
+            n->state = NODE_CACHED;
+            s->stats.cached++;
+            kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CACHED, NULL);
+            continue;
+        }
+        s->remaining++;
+        for (size_t k = 0; k < n->v->op->n_inputs; k++) {
+            kiln__node_t *in = &s->nodes[n->v->inputs[k]->pos];
+            if (in->state == NODE_WAITING) {
+                kiln__node_t **u = realloc(
+                    in->users, (in->n_users + 1) * sizeof(*in->users));
+                if (u == NULL) {
+                    fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+                    break;
+                }
+                in->users = u;
+                in->users[in->n_users++] = n;
+                n->pending++;
+            }
+        }
+    }
+    for (size_t i = 0; i < s->def->n_vertices && !s->failing; i++) {
+        kiln__node_t *n = &s->nodes[i];
+        if (n->state == NODE_WAITING && n->pending == 0 &&
+            !push_ready(s, n)) {
+            fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        }
+    }
+    kiln__engine_dispatch(s->engine);
+}
+
+void kiln__solve_begin(kiln_solve_t *s)
+{
+    uv_work_t *w = calloc(1, sizeof(*w));
+
+    s->started_ns = kiln__mono_ns();
+    if (s->result == NULL) { /* empty definition: nothing to build */
+        s->planned = true;
+        kiln__solve_dispatch(s);
+        free(w);
+        return;
+    }
+    if (w == NULL) {
+        fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        s->planned = true;
+        kiln__solve_dispatch(s);
+        return;
+    }
+    w->data = s;
+    s->running++; /* the plan counts as work in flight */
+    uv_queue_work(s->engine->loop, w, plan_work, plan_done);
+}
+
+static void run_work(uv_work_t *w)
+{
+    kiln__job_t *job = w->data;
+
+    job->status = kiln__run_node(job->owner, job->node, &job->error);
+}
+
+static void run_done(uv_work_t *w, int status)
+{
+    kiln__job_t *job = w->data;
+    kiln_engine_t *e = job->owner->engine;
+
+    if (status < 0 && job->status == 0) {
+        job->status = kiln__fail(&job->error, KILN_ECANCELED, "canceled");
+    }
+    e->running[job->pool]--;
+    kiln__solve_job_done(job); /* frees job */
+    kiln__engine_dispatch(e);
+}
+
+/* Finds a job in flight for `key` in any solve of the engine. */
+static kiln__job_t *find_inflight(kiln_engine_t *e, const char *key)
+{
+    for (kiln__job_t *j = e->inflight; j != NULL; j = j->next) {
+        if (strcmp(j->key, key) == 0) {
+            return j;
+        }
+    }
+    return NULL;
+}
+
+static int wait_on(kiln__job_t *job, kiln_solve_t *s, kiln__node_t *n)
+{
+    size_t k = job->n_waiters + 1;
+    kiln__node_t **w = realloc(job->waiters, k * sizeof(*w));
+    kiln_solve_t **ws;
+
+    if (w == NULL) {
+        return KILN_ENOMEM;
+    }
+    job->waiters = w;
+    ws = realloc(job->waiter_solves, k * sizeof(*ws));
+    if (ws == NULL) {
+        return KILN_ENOMEM;
+    }
+    job->waiter_solves = ws;
+    job->waiters[job->n_waiters] = n;
+    job->waiter_solves[job->n_waiters++] = s;
+    return 0;
+}
+
+/* Starts node n: a new job, or a wait on the same key in flight. */
+static void start_node(kiln_solve_t *s, kiln__node_t *n)
+{
+    kiln_engine_t *e = s->engine;
+    kiln__job_t *job = find_inflight(e, n->keys[0]);
+
+    n->state = NODE_RUNNING;
+    n->started_ns = kiln__mono_ns();
+    s->running++;
+    kiln__solve_emit(s, n, KILN_EVENT_VERTEX_STARTED, NULL);
+    if (job != NULL) {
+        if (wait_on(job, s, n) == 0) {
+            n->job = job;
+            return;
+        }
+    } else if ((job = calloc(1, sizeof(*job))) != NULL) {
+        memcpy(job->key, n->keys[0], sizeof(job->key));
+        job->owner = s;
+        job->node = n;
+        job->pool = n->pool;
+        job->work.data = job;
+        job->next = e->inflight;
+        e->inflight = job;
+        n->job = job;
+        e->running[n->pool]++;
+        uv_queue_work(e->loop, &job->work, run_work, run_done);
+        return;
+    }
+    s->running--;
+    n->state = NODE_FAILED;
+    fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+}
+
+static char *dup_or_null(const char *p, bool *oom)
+{
+    char *d;
+
+    if (p == NULL) {
+        return NULL;
+    }
+    d = strdup(p);
+    if (d == NULL) {
+        *oom = true;
+    }
+    return d;
+}
+
+static void node_succeeded(kiln_solve_t *s, kiln__node_t *n,
+                           const kiln__job_t *job)
+{
+    bool oom = false;
+
+    if (n != job->node) {
+        /* A node of another solve: it takes a lease of its own, released
+         * with its solve. */
+        size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+        for (size_t o = 0; o < n_out && !oom; o++) {
+            free(n->snapshots[o]);
+            n->snapshots[o] = dup_or_null(job->node->snapshots[o], &oom);
+            if (n->snapshots[o] != NULL &&
+                kiln__store_lease(s->engine->store, KILN__STORE_SNAPSHOT,
+                                  n->snapshots[o], NULL) < 0) {
+                free(n->snapshots[o]);
+                n->snapshots[o] = NULL;
+                oom = true;
+            }
+        }
+    }
+    if (oom) {
+        n->state = NODE_FAILED;
+        fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        return;
+    }
+    n->state = NODE_DONE;
+    s->stats.run++;
+    s->remaining--;
+    kiln__solve_emit(s, n, KILN_EVENT_VERTEX_COMPLETED, NULL);
+    for (size_t i = 0; i < n->n_users; i++) {
+        kiln__node_t *u = n->users[i];
+        if (--u->pending == 0 && u->state == NODE_WAITING &&
+            !push_ready(s, u)) {
+            fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        }
+    }
+}
+
+static void node_finished(kiln_solve_t *s, kiln__node_t *n,
+                          const kiln__job_t *job)
+{
+    s->running--;
+    n->job = NULL;
+    if (job->status == 0) {
+        node_succeeded(s, n, job);
+        return;
+    }
+    if (job->status == KILN_ECANCELED && n != job->node && !s->failing) {
+        /* The solve that ran it was canceled, this one was not: run it. */
+        if (!push_ready(s, n)) {
+            fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        }
+        return;
+    }
+    if (job->status == KILN_ECANCELED) {
+        n->state = NODE_CANCELED;
+        kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CANCELED, NULL);
+    } else {
+        n->state = NODE_FAILED;
+        kiln__solve_emit(s, n, KILN_EVENT_VERTEX_FAILED, job->error.message);
+    }
+    fail_solve(s, job->status, n->name, job->error.message);
+}
+
+void kiln__solve_job_done(kiln__job_t *job)
+{
+    kiln_engine_t *e = job->owner->engine;
+
+    for (kiln__job_t **p = &e->inflight; *p != NULL; p = &(*p)->next) {
+        if (*p == job) {
+            *p = job->next;
+            break;
+        }
+    }
+    /* Waiters first: they copy results from the owner's node. */
+    for (size_t i = 0; i < job->n_waiters; i++) {
+        node_finished(job->waiter_solves[i], job->waiters[i], job);
+    }
+    node_finished(job->owner, job->node, job);
+    free(job->waiters);
+    free(job->waiter_solves);
+    free(job);
+}
+
+static void end_solve(kiln_solve_t *s)
+{
+    if (s->failing && s->status == 0) {
+        s->status = kiln__fail(&s->error, KILN_ECANCELED, "canceled");
+    }
+    s->stats.duration_ns = kiln__mono_ns() - s->started_ns;
+    kiln__engine_solve_ended(s->engine, s);
+}
+
+static void export_work(uv_work_t *w)
+{
+    kiln_solve_t *s = w->data;
+
+    s->status = kiln__run_export(s, &s->error);
+}
+
+static void export_done(uv_work_t *w, int status)
+{
+    kiln_solve_t *s = w->data;
+
+    free(w);
+    s->running--;
+    s->exporting = false;
+    if (s->status < 0) {
+        s->failing = true;
+        atomic_store(&s->stop, true);
+    }
+    end_solve(s);
+}
+
+/* Everything needed is built (or the solve failed): export, then end. */
+static void solve_finish(kiln_solve_t *s)
+{
+    uv_work_t *w;
+
+    if (s->failing || s->result == NULL ||
+        s->opts.output == KILN_OUTPUT_NONE) {
+        end_solve(s);
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
+        end_solve(s);
+        return;
+    }
+    w->data = s;
+    s->exporting = true;
+    s->running++;
+    uv_queue_work(s->engine->loop, w, export_work, export_done);
+}
+
+void kiln__solve_cancel_on_loop(kiln_solve_t *s)
+{
+    if (s->ended || s->failing) {
+        return;
+    }
+    s->failing = true;
+    atomic_store(&s->stop, true);
+    s->status = kiln__fail(&s->error, KILN_ECANCELED, "canceled");
+    kiln__solve_dispatch(s);
+}
+
+void kiln__solve_dispatch(kiln_solve_t *s)
+{
+    kiln_engine_t *e = s->engine;
+
+    for (int p = 0; p < KILN__N_POOLS; p++) {
+        kiln__queue_t *q = &s->ready[p];
+
+        while (!s->failing && q->head < q->tail &&
+               e->running[p] < e->limit[p]) {
+            start_node(s, q->items[q->head++]);
+        }
+    }
+    if (s->running > 0 || s->ended || !s->planned || s->exporting) {
+        return;
+    }
+    if (!s->failing && s->remaining > 0) {
+        return; /* waiting for job slots */
+    }
+    solve_finish(s);
+}
