@@ -21,6 +21,7 @@ struct kiln__job {
     size_t n_waiters;
     uv_work_t work;
     int status;
+    bool cached;          /* found under a slow key: nothing ran */
     kiln_error_t error;
     kiln__job_t *next;    /* in-flight list */
 };

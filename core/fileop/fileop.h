@@ -117,6 +117,18 @@ int kiln__mergeop_run(const Pb__MergeOp *op, const kiln_fileop_env_t *env,
 int kiln__diffop_run(const Pb__DiffOp *op, const kiln_fileop_env_t *env,
                      kiln_error_t *err, kiln_fileop_result_t **out);
 
+/*
+ * The content checksum of `path` in `v` ("sha256:<hex>"), for content
+ * cache keys (checksum.c): type, permission bits, owner, size, xattrs and
+ * bytes of everything at and below the path, mtimes excluded. With
+ * `wildcard`, the path's wildcard matches (as a copy resolves them) and
+ * their checksums; `follow` follows a symlink in the last component. An
+ * absent path has a checksum too. Errors: KILN_EIO, KILN_ENOMEM.
+ */
+int kiln__fileop_checksum(const kiln_snap_view_t *v, const char *path,
+                          bool wildcard, bool follow,
+                          char out[KILN_DIGEST_STRLEN + 1], kiln_error_t *err);
+
 /* Frees a result (not the directories). NULL is a no-op. */
 void kiln__fileop_result_free(kiln_fileop_result_t *r);
 

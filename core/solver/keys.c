@@ -4,7 +4,10 @@
  * key(v, out) = sha256 over "kiln.key.v1", the op's cache-map digest (see
  * cachemap.h: BuildKit's digest of the normalized op), the output index,
  * and for each of the op's inputs the key of the output it takes plus the
- * selector the op applies to it. Same op over the same inputs gives the
+ * selector the op applies to it. A slow key (computed once the inputs are
+ * built) replaces each input the op only reads (BuildKit's content deps)
+ * by the content checksum of what it reads, so that an input which changed
+ * elsewhere still gives a hit. Same op over the same inputs gives the
  * same key on any host; a changed op changes its key and every key above.
  * The parts are kept with the record so that BuildKit-style cache records
  * (digest@output plus input links) can be exported from it.
@@ -42,20 +45,74 @@ static void update_str(EVP_MD_CTX *ctx, const char *s)
 /* The selector input i gets from the op, "" if none. Merge and diff ops
  * number their deps differently from Op.inputs; their inputs are read
  * whole, so no selector applies. */
-static const char *selector_of(const kiln__node_t *n,
-                               const kiln__cachemap_t *cm, size_t i)
+const char *kiln__solve_selector(const kiln__node_t *n, size_t i)
 {
+    const kiln__cachemap_t *cm = n->cm;
+
     if (n->v->kind != KILN_OP_EXEC && n->v->kind != KILN_OP_FILE) {
         return "";
     }
     return i < cm->n_deps ? cm->deps[i].selector : "";
 }
 
+bool kiln__solve_content_dep(const kiln__node_t *n, size_t i)
+{
+    return (n->v->kind == KILN_OP_EXEC || n->v->kind == KILN_OP_FILE) &&
+           n->cm != NULL && i < n->cm->n_deps && n->cm->deps[i].content;
+}
+
+/*
+ * The keys of every output of n. Input i contributes the key of the output
+ * it takes and its selector, or, when content[i] is set (a slow key), the
+ * content checksum alone, as BuildKit links content keys without one.
+ */
+static int hash_keys(const kiln_solve_t *s, const kiln__node_t *n,
+                     const char *const *content,
+                     char (*out)[KILN_DIGEST_STRLEN + 1], kiln_error_t *err)
+{
+    const Pb__Op *op = n->v->op;
+    size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    for (size_t o = 0; o < n_out; o++) {
+        char idx[32];
+
+        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+        update_str(ctx, KEY_DOMAIN);
+        update_str(ctx, n->cm->digest);
+        snprintf(idx, sizeof(idx), "%zu", o);
+        update_str(ctx, idx);
+        for (size_t i = 0; i < op->n_inputs; i++) {
+            const kiln__node_t *in = &s->nodes[n->v->inputs[i]->pos];
+
+            if (content != NULL && content[i] != NULL) {
+                update_str(ctx, "content");
+                update_str(ctx, content[i]);
+            } else {
+                update_str(ctx, in->keys[op->inputs[i]->index]);
+                update_str(ctx, kiln__solve_selector(n, i));
+            }
+        }
+        hex_digest(ctx, out[o]);
+    }
+    EVP_MD_CTX_free(ctx);
+    return 0;
+}
+
+int kiln__solve_slow_keys(const kiln_solve_t *s, const kiln__node_t *n,
+                          const char *const *content,
+                          char (*out)[KILN_DIGEST_STRLEN + 1],
+                          kiln_error_t *err)
+{
+    return hash_keys(s, n, content, out, err);
+}
+
 static int node_keys(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 {
     const Pb__Op *op = n->v->op;
-    kiln__cachemap_t *cm = NULL;
-    EVP_MD_CTX *ctx;
     size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
     int rc;
 
@@ -70,35 +127,15 @@ static int node_keys(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
                           "(loaded: none)",
                           n->name, len, id);
     }
-    rc = kiln__cachemap_vertex(n->v, NULL, KILN_CM_CURRENT, &cm, err);
+    rc = kiln__cachemap_vertex(n->v, NULL, KILN_CM_CURRENT, &n->cm, err);
     if (rc < 0) {
         return rc;
     }
     n->keys = calloc(n_out, sizeof(*n->keys));
-    ctx = EVP_MD_CTX_new();
-    if (n->keys == NULL || ctx == NULL) {
-        EVP_MD_CTX_free(ctx);
-        kiln__cachemap_free(cm);
+    if (n->keys == NULL) {
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
-    for (size_t out = 0; out < n_out; out++) {
-        char idx[32];
-
-        EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-        update_str(ctx, KEY_DOMAIN);
-        update_str(ctx, cm->digest);
-        snprintf(idx, sizeof(idx), "%zu", out);
-        update_str(ctx, idx);
-        for (size_t i = 0; i < op->n_inputs; i++) {
-            const kiln__node_t *in = &s->nodes[n->v->inputs[i]->pos];
-            update_str(ctx, in->keys[op->inputs[i]->index]);
-            update_str(ctx, selector_of(n, cm, i));
-        }
-        hex_digest(ctx, n->keys[out]);
-    }
-    EVP_MD_CTX_free(ctx);
-    n->cm = cm;
-    return 0;
+    return hash_keys(s, n, NULL, n->keys, err);
 }
 
 /* Reachable vertices in an order where inputs come first (iterative DFS

@@ -18,10 +18,13 @@ int kiln__run_lookup(kiln_engine_t *e, const char *key, char **snapshot,
 /*
  * Runs node `n` of solve `s` (its inputs' snapshots are in their nodes'
  * `snapshots`): executes the op, commits its outputs as snapshots and
- * records them under n->keys, and fills n->snapshots. Called on a worker
- * thread; reads only immutable solve state.
+ * records them under n->keys, and fills n->snapshots. When the op only
+ * reads some inputs, their content checksums give slow keys first: a hit
+ * there fills n->snapshots without running anything and sets *cached.
+ * Called on a worker thread; reads only immutable solve state.
  */
-int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err);
+int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, bool *cached,
+                   kiln_error_t *err);
 
 /* Writes the solve's result to its requested output (LOCAL or TAR).
  * Called on a worker thread after the result is known. */

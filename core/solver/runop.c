@@ -297,18 +297,15 @@ static int commit_output(struct run *r, const kiln_fileop_env_t *env,
     return rc;
 }
 
-/* Records output `o`'s snapshot under its key; on a lost race (another
- * process or an earlier run has the record) the recorded snapshot is used,
- * unless this run was asked to ignore the cache. */
-static int record_output(struct run *r, size_t o, char snap[KILN__STORE_ID_MAX],
-                         kiln_error_t *err)
+/* Records `key` -> `snap` for output o, with the op's input links.
+ * *inserted and `winner` as kiln__store_put_record() gives them. */
+static int put_output(struct run *r, size_t o, const char *key,
+                      const char *snap, bool *inserted,
+                      char winner[KILN__STORE_ID_MAX], kiln_error_t *err)
 {
     kiln__node_t *n = r->n;
     kiln__store_record_t rec = KILN__STORE_RECORD_INIT;
     kiln__store_input_t *inputs = calloc(r->n_inputs + 1, sizeof(*inputs));
-    char winner[KILN__STORE_ID_MAX];
-    bool inserted = false;
-    bool fresh = n->ignore_cache || r->s->opts.no_cache;
     int rc;
 
     if (inputs == NULL) {
@@ -319,13 +316,9 @@ static int record_output(struct run *r, size_t o, char snap[KILN__STORE_ID_MAX],
 
         inputs[i].index = (uint32_t)i;
         inputs[i].key = in->keys[n->v->op->inputs[i]->index];
-        inputs[i].selector =
-            (n->v->kind == KILN_OP_EXEC || n->v->kind == KILN_OP_FILE) &&
-                    n->cm != NULL && i < n->cm->n_deps
-                ? n->cm->deps[i].selector
-                : "";
+        inputs[i].selector = kiln__solve_selector(n, i);
     }
-    rec.key = n->keys[o];
+    rec.key = key;
     rec.digest = n->v->digest;
     rec.cachemap_digest = n->cm != NULL ? n->cm->digest : NULL;
     rec.output = (uint32_t)o;
@@ -333,8 +326,22 @@ static int record_output(struct run *r, size_t o, char snap[KILN__STORE_ID_MAX],
     rec.description = n->name;
     rec.inputs = inputs;
     rec.n_inputs = r->n_inputs;
-    rc = kiln__store_put_record(r->store, &rec, &inserted, winner, err);
+    rc = kiln__store_put_record(r->store, &rec, inserted, winner, err);
     free(inputs);
+    return rc;
+}
+
+/* Records output o's snapshot under its fast key; on a lost race (another
+ * process or an earlier run has the record) the recorded snapshot is used,
+ * unless this run was asked to ignore the cache. */
+static int record_output(struct run *r, size_t o,
+                         char snap[KILN__STORE_ID_MAX], kiln_error_t *err)
+{
+    char winner[KILN__STORE_ID_MAX];
+    bool inserted = false;
+    bool fresh = r->n->ignore_cache || r->s->opts.no_cache;
+    int rc = put_output(r, o, r->n->keys[o], snap, &inserted, winner, err);
+
     if (rc < 0 || inserted) {
         return rc;
     }
@@ -345,6 +352,125 @@ static int record_output(struct run *r, size_t o, char snap[KILN__STORE_ID_MAX],
     kiln__store_release(r->store, KILN__STORE_SNAPSHOT, snap, NULL);
     memcpy(snap, winner, KILN__STORE_ID_MAX);
     return 0;
+}
+
+/* Also records `key` -> `snap` (a slow key beside the fast one, or the fast
+ * key of a slow hit); a record already there is left as it is. */
+static int record_also(struct run *r, size_t o, const char *key,
+                       const char *snap, kiln_error_t *err)
+{
+    char winner[KILN__STORE_ID_MAX];
+    bool inserted = false;
+    int rc = put_output(r, o, key, snap, &inserted, winner, err);
+
+    if (rc == 0 && !inserted) {
+        kiln__store_release(r->store, KILN__STORE_SNAPSHOT, winner, NULL);
+    }
+    return rc;
+}
+
+/* D for content dep i: sha256 of its selectors' checksums joined by NUL,
+ * or of the whole input's checksum when the op names no paths. */
+static int input_checksum(struct run *r, size_t i,
+                          char out[KILN_DIGEST_STRLEN + 1], kiln_error_t *err)
+{
+    const kiln__cm_dep_t *d = &r->n->cm->deps[i];
+    kiln__buf_t b = KILN_BUF_INIT;
+    char sum[KILN_DIGEST_STRLEN + 1];
+    int rc = 0;
+
+    if (d->n_content == 0) {
+        rc = kiln__fileop_checksum(r->views[i], "/", false, true, sum, err);
+        kiln__buf_puts(&b, sum);
+    }
+    for (size_t k = 0; rc == 0 && k < d->n_content; k++) {
+        const kiln__cm_selector_t *sel = &d->content_sels[k];
+
+        rc = kiln__fileop_checksum(r->views[i], sel->path, sel->wildcard,
+                                   sel->follow_links, sum, err);
+        if (k > 0) {
+            kiln__buf_putc(&b, '\0');
+        }
+        kiln__buf_puts(&b, sum);
+    }
+    if (rc == 0 && !kiln__buf_ok(&b)) {
+        rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        rc = kiln__sha256_digest(b.data, b.len, out);
+    }
+    kiln__buf_free(&b);
+    return rc < 0 ? kiln__fail_prefix(err, rc, "input %zu", i) : 0;
+}
+
+/*
+ * The slow keys of the node, when it has content deps (*have set), into
+ * slow[]; then, unless the cache is to be ignored, their lookups: on a hit
+ * for every output, n->snapshots take those results (the fast keys are
+ * recorded for them too) and 1 is returned; 0 means run the op.
+ */
+static int content_lookup(struct run *r, char (*slow)[KILN_DIGEST_STRLEN + 1],
+                          bool *have, kiln_error_t *err)
+{
+    kiln__node_t *n = r->n;
+    size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
+    char(*sums)[KILN_DIGEST_STRLEN + 1] = calloc(r->n_inputs + 1,
+                                                 sizeof(*sums));
+    const char **content = calloc(r->n_inputs + 1, sizeof(*content));
+    char **found = calloc(n_out, sizeof(*found));
+    size_t hits = 0;
+    int rc = sums && content && found
+                 ? 0
+                 : kiln__fail(err, KILN_ENOMEM, "out of memory");
+
+    *have = false;
+    for (size_t i = 0; rc == 0 && i < r->n_inputs; i++) {
+        if (kiln__solve_content_dep(n, i)) {
+            rc = input_checksum(r, i, sums[i], err);
+            content[i] = sums[i];
+            *have = true;
+        }
+    }
+    if (rc == 0 && *have) {
+        rc = kiln__solve_slow_keys(r->s, n, content, slow, err);
+    }
+    if (rc < 0 || !*have || n->ignore_cache || r->s->opts.no_cache) {
+        goto out;
+    }
+    for (; hits < n_out; hits++) {
+        int lr = kiln__run_lookup(r->s->engine, slow[hits], &found[hits], err);
+        if (lr < 0) {
+            rc = lr == KILN_ENOENT ? 0 : lr;
+            break;
+        }
+    }
+    for (size_t o = 0; rc == 0 && hits == n_out && o < n_out; o++) {
+        rc = record_also(r, o, n->keys[o], found[o], err);
+    }
+    if (rc == 0 && hits == n_out) {
+        for (size_t o = 0; o < n_out; o++) {
+            if (n->snapshots[o] != NULL) {
+                kiln__store_release(r->store, KILN__STORE_SNAPSHOT,
+                                    n->snapshots[o], NULL);
+                free(n->snapshots[o]);
+            }
+            n->snapshots[o] = found[o];
+            found[o] = NULL;
+        }
+        rc = 1;
+    }
+    for (size_t o = 0; o < hits && o < n_out; o++) {
+        if (found[o] != NULL) {
+            kiln__store_release(r->store, KILN__STORE_SNAPSHOT, found[o],
+                                NULL);
+            free(found[o]);
+        }
+    }
+out:
+    free(sums);
+    free(content);
+    free(found);
+    return rc;
 }
 
 static int run_op(struct run *r, const kiln_fileop_env_t *env,
@@ -373,14 +499,27 @@ static int run_op(struct run *r, const kiln_fileop_env_t *env,
     }
 }
 
-int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
+int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, bool *cached,
+                   kiln_error_t *err)
 {
     struct run r = {.s = s, .n = n, .store = s->engine->store};
     kiln_fileop_env_t env = {0};
     kiln_fileop_result_t *res = NULL;
     size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
-    int rc = open_inputs(&r, err);
+    char(*slow)[KILN_DIGEST_STRLEN + 1] = calloc(n_out, sizeof(*slow));
+    bool have_slow = false;
+    int rc = slow != NULL ? open_inputs(&r, err)
+                          : kiln__fail(err, KILN_ENOMEM, "out of memory");
 
+    *cached = false;
+    if (rc == 0) {
+        rc = content_lookup(&r, slow, &have_slow, err);
+        if (rc == 1) {
+            *cached = true;
+            rc = 0;
+            goto out;
+        }
+    }
     if (rc == 0) {
         env.inputs = (const kiln_snap_view_t *const *)r.views;
         env.n_inputs = r.n_inputs;
@@ -404,6 +543,9 @@ int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
         if (rc == 0) {
             rc = record_output(&r, o, snap, err);
         }
+        if (rc == 0 && have_slow) {
+            rc = record_also(&r, o, slow[o], snap, err);
+        }
         if (rc == 0) {
             /* A snapshot looked up for an output that then missed. */
             if (n->snapshots[o] != NULL) {
@@ -417,6 +559,8 @@ int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
             }
         }
     }
+out:
+    free(slow);
     kiln__fileop_result_free(res);
     run_release(&r);
     return rc;

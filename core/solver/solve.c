@@ -209,7 +209,8 @@ static void run_work(uv_work_t *w)
 {
     kiln__job_t *job = w->data;
 
-    job->status = kiln__run_node(job->owner, job->node, &job->error);
+    job->status =
+        kiln__run_node(job->owner, job->node, &job->cached, &job->error);
 }
 
 static void run_done(uv_work_t *w, int status)
@@ -329,10 +330,16 @@ static void node_succeeded(kiln_solve_t *s, kiln__node_t *n,
         fail_solve(s, KILN_ENOMEM, NULL, "out of memory");
         return;
     }
-    n->state = NODE_DONE;
-    s->stats.run++;
     s->remaining--;
-    kiln__solve_emit(s, n, KILN_EVENT_VERTEX_COMPLETED, NULL);
+    if (job->cached) {
+        n->state = NODE_CACHED;
+        s->stats.cached++;
+        kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CACHED, NULL);
+    } else {
+        n->state = NODE_DONE;
+        s->stats.run++;
+        kiln__solve_emit(s, n, KILN_EVENT_VERTEX_COMPLETED, NULL);
+    }
     for (size_t i = 0; i < n->n_users; i++) {
         kiln__node_t *u = n->users[i];
         if (--u->pending == 0 && u->state == NODE_WAITING &&

@@ -116,6 +116,21 @@ void kiln__solve_release(kiln_solve_t *s);
 /* Computes every reachable node's cache keys (keys.c). */
 int kiln__solve_compute_keys(kiln_solve_t *s, kiln_error_t *err);
 
+/* The selector through which n reads input i ("" for none). */
+const char *kiln__solve_selector(const kiln__node_t *n, size_t i);
+
+/* True if input i of n is a content dep: the op only reads it, so a slow
+ * key from its content checksum applies. */
+bool kiln__solve_content_dep(const kiln__node_t *n, size_t i);
+
+/* The slow keys of every output of n: content[i] (per Op.inputs; NULL
+ * for inputs that are not content deps) replaces input i's key and
+ * selector. Thread-safe (reads immutable solve state). */
+int kiln__solve_slow_keys(const kiln_solve_t *s, const kiln__node_t *n,
+                          const char *const *content,
+                          char (*out)[KILN_DIGEST_STRLEN + 1],
+                          kiln_error_t *err);
+
 /* Emits an event for node n (NULL for solve-wide) of solve s. */
 void kiln__solve_emit(kiln_solve_t *s, kiln__node_t *n,
                       kiln_event_type_t type, const char *msg);

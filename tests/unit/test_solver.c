@@ -594,6 +594,62 @@ static void test_unknown_source(void **state)
     kiln_definition_free(def);
 }
 
+/* /src/a and /src/b, then a copy of /src/a alone onto scratch. */
+static kiln_definition_t *copy_def(const char *a, const char *b_data)
+{
+    kiln_llb_t *b;
+    kiln_llb_state_t *src;
+    kiln_llb_file_t *fa;
+
+    assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
+    fa = kiln_llb_mkdir(kiln_llb_actions(b), "/src", 0755, 0);
+    fa = kiln_llb_mkfile(fa, "/src/a", 0644, a, strlen(a), 0);
+    src = kiln_llb_file(kiln_llb_scratch(b), fa);
+    src = kiln_llb_file(src, kiln_llb_mkfile(kiln_llb_actions(b), "/src/b",
+                                             0644, b_data, strlen(b_data), 0));
+    return marshal_def(
+        b, kiln_llb_file(kiln_llb_scratch(b),
+                         kiln_llb_copy(kiln_llb_actions(b), src, "/src/a",
+                                       "/a", 0)));
+}
+
+/* A copy whose input changed elsewhere is a hit through its content key;
+ * a change to what it copies is not. */
+static void test_content_keys(void **state)
+{
+    struct fixture *f = *state;
+    kiln_definition_t *d1 = copy_def("same", "1"), *d2 = copy_def("same", "2"),
+                      *d3 = copy_def("other", "2");
+    struct counts c = {0};
+    kiln_solve_stats_t st;
+    kiln_error_t err = {0};
+
+    assert_int_equal(solve(f->root, d1, NULL, 0, &c, &st, &err), 0);
+    assert_int_equal(st.run, 3);
+    memset(&c, 0, sizeof(c));
+    if (solve(f->root, d2, f->out, 0, &c, &st, &err) != 0) {
+        fail_msg("%s", err.message);
+    }
+    assert_int_equal(st.total, 3);
+    assert_int_equal(st.run, 1);    /* mkfile /src/b */
+    assert_int_equal(st.cached, 2); /* mkfile /src/a, and the copy */
+    assert_file(f->out, "a", "same");
+    /* Now the fast key hits too. */
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(solve(f->root, d2, NULL, 0, &c, &st, &err), 0);
+    assert_int_equal(st.cached, 3);
+    assert_int_equal(c.started, 0);
+    memset(&c, 0, sizeof(c));
+    if (solve(f->root, d3, f->out, 0, &c, &st, &err) != 0) {
+        fail_msg("%s", err.message);
+    }
+    assert_int_equal(st.run, 3);
+    assert_file(f->out, "a", "other");
+    kiln_definition_free(d1);
+    kiln_definition_free(d2);
+    kiln_definition_free(d3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -612,6 +668,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_embedder_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_source, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
