@@ -340,11 +340,44 @@ static bool class_has(const char *c, size_t len, uint32_t r)
     return in != neg;
 }
 
-static bool toks_match(const tok_t *t, size_t n, const char *s)
+/*
+ * Matching runs in time linear in pattern x path, as Go's regexp does: a
+ * memo of (token, position) results cuts the backtracking of stars, which
+ * is exponential otherwise ("*a*a*a*...b" against "aaaa...").
+ */
+typedef struct matcher {
+    const tok_t *toks;
+    size_t n_toks;
+    const char *s;
+    size_t len;
+    unsigned char *memo; /* (n_toks + 1) x (len + 1): 0 unknown, 1 no, 2 yes */
+} matcher_t;
+
+static bool match_at(matcher_t *m, size_t ti, const char *s);
+
+/* match_at(), remembered. */
+static bool match_from(matcher_t *m, size_t ti, const char *s)
+{
+    size_t at = ti * (m->len + 1) + (size_t)(s - m->s);
+    bool r;
+
+    if (m->memo != NULL && m->memo[at] != 0) {
+        return m->memo[at] == 2;
+    }
+    r = match_at(m, ti, s);
+    if (m->memo != NULL) {
+        m->memo[at] = r ? 2 : 1;
+    }
+    return r;
+}
+
+static bool match_at(matcher_t *m, size_t ti, const char *s)
 {
     uint32_t r;
 
-    for (; n > 0; t++, n--) {
+    for (; ti < m->n_toks; ti++) {
+        const tok_t *t = &m->toks[ti];
+
         switch (t->kind) {
         case T_LIT:
             if (*s != t->c) {
@@ -364,7 +397,7 @@ static bool toks_match(const tok_t *t, size_t n, const char *s)
             break;
         case T_STAR:
             for (const char *p = s;; p++) {
-                if (toks_match(t + 1, n - 1, p)) {
+                if (match_from(m, ti + 1, p)) {
                     return true;
                 }
                 if (*p == '\0' || *p == '/') {
@@ -374,11 +407,11 @@ static bool toks_match(const tok_t *t, size_t n, const char *s)
         case T_DSTAR_END:
             return true;
         case T_DSTAR_SLASH:
-            if (toks_match(t + 1, n - 1, s)) {
+            if (match_from(m, ti + 1, s)) {
                 return true;
             }
             for (const char *p = s; *p != '\0'; p++) {
-                if (*p == '/' && toks_match(t + 1, n - 1, p + 1)) {
+                if (*p == '/' && match_from(m, ti + 1, p + 1)) {
                     return true;
                 }
             }
@@ -386,6 +419,20 @@ static bool toks_match(const tok_t *t, size_t n, const char *s)
         }
     }
     return *s == '\0';
+}
+
+static bool toks_match(const tok_t *t, size_t n, const char *s)
+{
+    matcher_t m = {t, n, s, strlen(s), NULL};
+    bool r;
+
+    /* Without memory for the memo, still correct, only slower. */
+    if ((n + 1) <= SIZE_MAX / (m.len + 1)) {
+        m.memo = calloc((n + 1) * (m.len + 1), 1);
+    }
+    r = match_at(&m, 0, s);
+    free(m.memo);
+    return r;
 }
 
 static void add_tok(pattern_t *p, enum tok_kind kind, char c)

@@ -226,6 +226,28 @@ static void test_patterns(void **state)
     kiln__fo_patterns_free(pe);
 }
 
+/* Stars do not backtrack exponentially (a fuzzer found this shape): 24
+ * stars over 60 characters would take years; it answers at once. */
+static void test_patterns_linear(void **state)
+{
+    (void)state;
+    char pat[128] = "", name[128] = "";
+    char *pats[] = {pat};
+    kiln__fo_patterns_t *p;
+    bool info[2];
+
+    for (int i = 0; i < 24; i++) {
+        strcat(pat, "*a");
+    }
+    strcat(pat, "*b");
+    memset(name, 'a', 60);
+    assert_int_equal(kiln__fo_patterns_new(pats, 1, &p, NULL), 0);
+    assert_false(pm(p, name, NULL, info));
+    name[59] = 'b';
+    assert_true(pm(p, name, NULL, info));
+    kiln__fo_patterns_free(p);
+}
+
 static mode_t apply(const char *s, mode_t m)
 {
     kiln__fo_modeset_t *ms;
@@ -269,7 +291,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
         T(test_merge),   T(test_diff_prefix), T(test_diff_computed),
-        T(test_fnmatch), T(test_patterns),    T(test_modestr),
+        T(test_fnmatch), T(test_patterns),
+        T(test_patterns_linear),    T(test_modestr),
 #undef T
     };
 
