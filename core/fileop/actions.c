@@ -20,6 +20,15 @@
  * depend on the process umask. */
 #define MKDIR_UMASK 022
 
+void kiln__fo_progress(kiln__fo_ctx_t *c, uint64_t bytes)
+{
+    const kiln_fileop_env_t *env = c->env;
+
+    if (env != NULL && env->progress != NULL && bytes > 0) {
+        env->progress(env->ud, bytes);
+    }
+}
+
 bool kiln__fo_cancelled(kiln__fo_ctx_t *c)
 {
     const kiln_fileop_env_t *env = c->env;

@@ -141,13 +141,17 @@ static int filter(const char *rel, const kiln_snap_entry_t *e, void *ud)
 {
     cp_t *p = ud;
 
+    int dec;
+
     if (kiln__fo_cancelled(p->c)) {
         return KILN_ECANCELED;
     }
-    if (p->inc == NULL && p->exc == NULL) {
-        return KILN_SNAP_COPY_INCLUDE;
+    dec = p->inc == NULL && p->exc == NULL ? KILN_SNAP_COPY_INCLUDE
+                                           : match(p, rel, e);
+    if (dec == KILN_SNAP_COPY_INCLUDE && S_ISREG(e->st.st_mode)) {
+        kiln__fo_progress(p->c, (uint64_t)e->st.st_size);
     }
-    return match(p, rel, e);
+    return dec;
 }
 
 /* modeStr: each copied entry's mode from its source mode (after the copy,
@@ -348,6 +352,9 @@ static int copy_one(cp_t *p, const char *s, const char *dest)
     }
     if (rc == 0) {
         rc = copy_tree(p, S, target);
+    }
+    if (rc == 0 && S_ISREG(S->st.st_mode)) {
+        kiln__fo_progress(p->c, (uint64_t)S->st.st_size);
     }
     free(target);
     free(sj);

@@ -66,13 +66,17 @@ typedef int (*kiln_fileop_layer_fn)(void *ud, char *path, size_t size,
  * KILN_ECANCELED. */
 typedef bool (*kiln_fileop_cancel_fn)(void *ud);
 
+/* Adds `bytes` of file data copied or unpacked to the op's progress. */
+typedef void (*kiln_fileop_progress_fn)(void *ud, uint64_t bytes);
+
 /* What an op runs on. Everything is borrowed for the duration of the call. */
 typedef struct kiln_fileop_env {
     const kiln_snap_view_t *const *inputs; /* view of Op.inputs[i] */
     size_t n_inputs;
     kiln_fileop_layer_fn new_layer;  /* for FileOp and a computed DiffOp */
     kiln_fileop_cancel_fn cancelled; /* may be NULL */
-    void *ud;                        /* passed to both callbacks */
+    void *ud;                        /* passed to the callbacks */
+    kiln_fileop_progress_fn progress; /* may be NULL */
 } kiln_fileop_env_t;
 
 typedef struct kiln_fileop_layer {

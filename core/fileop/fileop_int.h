@@ -46,6 +46,9 @@ int kiln__fo_read_owner(const Pb__ChownOpt *o, const kiln_snap_view_t *uview,
 /* True (and an error in c->err) when the caller asked to stop. */
 bool kiln__fo_cancelled(kiln__fo_ctx_t *c);
 
+/* Reports `bytes` more of file data written. */
+void kiln__fo_progress(kiln__fo_ctx_t *c, uint64_t bytes);
+
 /*
  * `mkdir -p` in the writer, as fsutil's MkdirAll over a RootPath-resolved
  * path (kiln__snap_mkdir() with parents): symlinks are followed inside the

@@ -433,6 +433,9 @@ static int apply_entry(ux_t *x, struct archive *a, struct archive_entry *ae,
         if (rc == 0) {
             rc = extract_one(x, a, ae, full, e);
         }
+        if (rc == 0 && archive_entry_filetype(ae) == AE_IFREG) {
+            kiln__fo_progress(x->c, (uint64_t)archive_entry_size(ae));
+        }
     }
     free(name);
     free(op);

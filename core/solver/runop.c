@@ -87,6 +87,13 @@ static bool cancelled(void *ud)
     return atomic_load(&r->s->stop);
 }
 
+static void progress(void *ud, uint64_t bytes)
+{
+    struct run *r = ud;
+
+    atomic_fetch_add(&r->n->done_bytes, bytes);
+}
+
 /* The snapshot id behind input i of the node. */
 static const char *input_snapshot(const struct run *r, size_t i)
 {
@@ -525,6 +532,7 @@ int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, bool *cached,
         env.n_inputs = r.n_inputs;
         env.new_layer = new_layer;
         env.cancelled = cancelled;
+        env.progress = progress;
         env.ud = &r;
         rc = run_op(&r, &env, &res, err);
     }

@@ -14,24 +14,96 @@
 #include "engine/engine.h"
 #include "solver/run.h"
 
+/* How often running ops' progress is reported. */
+#define TICK_MS 200
+
+static void fill_event(kiln_event_t *ev, kiln__node_t *n,
+                       kiln_event_type_t type)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+    ev->time_ns = kiln__now_ns();
+    if (n != NULL) {
+        ev->digest = n->v->digest;
+        ev->name = n->name;
+        ev->number = n->number;
+        if (n->started_ns != 0) {
+            ev->duration_ns = kiln__mono_ns() - n->started_ns;
+        }
+    }
+}
+
+/* A PROGRESS event for n: `done` bytes of `total` (0: unknown). */
+static void emit_progress(kiln_solve_t *s, kiln__node_t *n, uint64_t done,
+                          uint64_t total)
+{
+    kiln_event_t ev;
+
+    n->sent_bytes = done;
+    if (s->opts.on_event == NULL) {
+        return;
+    }
+    fill_event(&ev, n, KILN_EVENT_PROGRESS);
+    ev.current = done;
+    ev.total = total;
+    s->opts.on_event(&ev, s->opts.userdata);
+}
+
+/* The ops this solve runs itself report their progress as it changes. */
+static void on_tick(uv_timer_t *t)
+{
+    kiln_solve_t *s = t->data;
+
+    for (size_t i = 0; i < s->def->n_vertices; i++) {
+        kiln__node_t *n = &s->nodes[i];
+        uint64_t done;
+
+        if (n->state != NODE_RUNNING || n->job == NULL || n->job->node != n) {
+            continue;
+        }
+        done = atomic_load(&n->done_bytes);
+        if (done != n->sent_bytes) {
+            emit_progress(s, n, done, 0);
+        }
+    }
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static void start_ticker(kiln_solve_t *s)
+{
+    uv_timer_t *t;
+
+    if (s->opts.on_event == NULL || (t = calloc(1, sizeof(*t))) == NULL) {
+        return; /* progress is best effort */
+    }
+    uv_timer_init(s->engine->loop, t);
+    t->data = s;
+    uv_timer_start(t, on_tick, TICK_MS, TICK_MS);
+    s->ticker = t;
+}
+
+static void stop_ticker(kiln_solve_t *s)
+{
+    if (s->ticker != NULL) {
+        uv_timer_stop(s->ticker);
+        uv_close((uv_handle_t *)s->ticker, free_handle);
+        s->ticker = NULL;
+    }
+}
+
 void kiln__solve_emit(kiln_solve_t *s, kiln__node_t *n,
                       kiln_event_type_t type, const char *msg)
 {
-    kiln_event_t ev = {0};
+    kiln_event_t ev;
 
     if (s->opts.on_event == NULL) {
         return;
     }
-    ev.type = type;
-    ev.time_ns = kiln__now_ns();
-    if (n != NULL) {
-        ev.digest = n->v->digest;
-        ev.name = n->name;
-        ev.number = n->number;
-        if (n->started_ns != 0) {
-            ev.duration_ns = kiln__mono_ns() - n->started_ns;
-        }
-    }
+    fill_event(&ev, n, type);
     if (msg != NULL) {
         ev.data = (const uint8_t *)msg;
         ev.len = strlen(msg);
@@ -202,6 +274,7 @@ void kiln__solve_begin(kiln_solve_t *s)
     }
     w->data = s;
     s->running++; /* the plan counts as work in flight */
+    start_ticker(s);
     uv_queue_work(s->engine->loop, w, plan_work, plan_done);
 }
 
@@ -336,6 +409,11 @@ static void node_succeeded(kiln_solve_t *s, kiln__node_t *n,
         s->stats.cached++;
         kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CACHED, NULL);
     } else {
+        uint64_t done = atomic_load(&job->node->done_bytes);
+
+        if (done != n->sent_bytes) {
+            emit_progress(s, n, done, done); /* the final figure */
+        }
         n->state = NODE_DONE;
         s->stats.run++;
         kiln__solve_emit(s, n, KILN_EVENT_VERTEX_COMPLETED, NULL);
@@ -401,6 +479,7 @@ static void end_solve(kiln_solve_t *s)
         s->status = kiln__fail(&s->error, KILN_ECANCELED, "canceled");
     }
     s->stats.duration_ns = kiln__mono_ns() - s->started_ns;
+    stop_ticker(s);
     kiln__engine_solve_ended(s->engine, s);
 }
 

@@ -65,6 +65,8 @@ struct kiln__node {
     int64_t started_ns;
     kiln__job_t *job;         /* while running or waiting on another solve */
     struct kiln__cachemap *cm; /* the op's cache map, from keys.c */
+    _Atomic uint64_t done_bytes; /* progress of the run, written by it */
+    uint64_t sent_bytes;         /* done_bytes last reported (loop) */
 };
 
 /* Everything a solve needs; kiln_solve_t is this. */
@@ -86,6 +88,7 @@ struct kiln_solve {
     bool failing;        /* stop dispatching: failed or canceled */
     bool ended;
     atomic_bool stop;    /* set with `failing`: read by running ops */
+    uv_timer_t *ticker;  /* reports progress of running ops; heap */
 
     int status;
     kiln_error_t error;

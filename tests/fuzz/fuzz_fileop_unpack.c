@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     op.actions = acts;
     {
         kiln_fileop_env_t env = {(const kiln_snap_view_t *const *)views, 2,
-                                 new_layer, NULL, NULL};
+                                 new_layer, NULL, NULL, NULL};
         int rc = kiln__fileop_run(&op, &env, &err, &res);
         if (rc < 0 && err.message[0] == '\0') {
             fprintf(stderr, "error %d without a message\n", rc);

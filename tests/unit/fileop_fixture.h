@@ -335,7 +335,7 @@ static inline int fx_run(kiln_snap_view_t **inputs, size_t n_inputs,
 {
     Pb__FileOp op;
     kiln_fileop_env_t env = {(const kiln_snap_view_t *const *)inputs, n_inputs,
-                             fx_new_layer, fx_cancelled, NULL};
+                             fx_new_layer, fx_cancelled, NULL, NULL};
     bool any = false;
     int rc;
 
@@ -363,7 +363,7 @@ static inline kiln_snap_view_t *fx_out(kiln_snap_view_t **inputs,
                                        const kiln_fileop_result_t *r, size_t o)
 {
     kiln_fileop_env_t env = {(const kiln_snap_view_t *const *)inputs, n_inputs,
-                             fx_new_layer, NULL, NULL};
+                             fx_new_layer, NULL, NULL, NULL};
     kiln_snap_view_t *v = NULL;
     kiln_error_t err;
 

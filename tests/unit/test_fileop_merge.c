@@ -9,7 +9,7 @@
 static kiln_fileop_env_t env_of(kiln_snap_view_t **in, size_t n)
 {
     kiln_fileop_env_t env = {(const kiln_snap_view_t *const *)in, n,
-                             fx_new_layer, NULL, NULL};
+                             fx_new_layer, NULL, NULL, NULL};
     return env;
 }
 

@@ -92,7 +92,8 @@ static kiln_definition_t *chain_def(size_t n, const char *salt)
 }
 
 struct counts {
-    int started, cached, completed, failed, canceled;
+    int started, cached, completed, failed, canceled, progress;
+    uint64_t progress_bytes;
     int max_running, running;
     int cancel_after;
     kiln_solve_t *solve;
@@ -126,6 +127,10 @@ static void count_event(const kiln_event_t *ev, void *ud)
     case KILN_EVENT_VERTEX_CANCELED:
         c->canceled++;
         c->running--;
+        break;
+    case KILN_EVENT_PROGRESS:
+        c->progress++;
+        c->progress_bytes = ev->current;
         break;
     default:
         break;
@@ -626,6 +631,9 @@ static void test_content_keys(void **state)
 
     assert_int_equal(solve(f->root, d1, NULL, 0, &c, &st, &err), 0);
     assert_int_equal(st.run, 3);
+    /* The copy reported the bytes it copied. */
+    assert_true(c.progress >= 1);
+    assert_int_equal(c.progress_bytes, 4);
     memset(&c, 0, sizeof(c));
     if (solve(f->root, d2, f->out, 0, &c, &st, &err) != 0) {
         fail_msg("%s", err.message);
