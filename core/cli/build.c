@@ -20,6 +20,7 @@ struct build_args {
     unsigned jobs;
     bool no_cache;
     kiln_cli_progress_mode_t progress;
+    kiln_log_level_t log_level;
 };
 
 /*
@@ -66,6 +67,11 @@ static void build_usage(FILE *out)
         "tty\n"
         "                         when standard error is a terminal, else "
         "plain)\n"
+        "      --log-level LEVEL  error, warn (default), info or debug: "
+        "debug\n"
+        "                         shows each vertex's cache key and "
+        "lookup\n"
+        "      --debug            Short for --log-level debug\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -90,6 +96,20 @@ static int parse_jobs(const char *s, unsigned *out)
     }
     *out = (unsigned)v;
     return -1;
+}
+
+static int parse_level(const char *s, kiln_log_level_t *out)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (kiln_log_level_t)i;
+            return -1;
+        }
+    }
+    return kiln_cli_usage_error(
+        CMD, "unknown log level '%s' (error, warn, info or debug)", s);
 }
 
 /* One option; returns -1 to go on, else the exit status. */
@@ -124,6 +144,11 @@ static int parse_option(struct build_args *a, int c, char **argv)
                 optarg);
         }
         return -1;
+    case 'l':
+        return parse_level(optarg, &a->log_level);
+    case 'd':
+        a->log_level = KILN_LOG_DEBUG;
+        return -1;
     case 'h':
         build_usage(stdout);
         return 0;
@@ -141,6 +166,8 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"jobs", required_argument, NULL, 'j'},
         {"no-cache", no_argument, NULL, 'n'},
         {"progress", required_argument, NULL, 'p'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"debug", no_argument, NULL, 'd'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -305,7 +332,7 @@ static int build(const struct build_args *a, const kiln_definition_t *def)
     if (rc != 0) {
         return rc;
     }
-    rc = kiln_cli_open_engine(a->root, a->jobs, &engine);
+    rc = kiln_cli_open_engine(a->root, a->jobs, a->log_level, &engine);
     if (rc == 0 &&
         kiln_cli_progress_new(a->progress, STDERR_FILENO, &progress) < 0) {
         kiln_error_t err = {KILN_ENOMEM, "out of memory"};
@@ -328,6 +355,7 @@ int kiln_cli_build(int argc, char **argv)
     kiln_error_t err = {0};
     int rc;
 
+    a.log_level = KILN_LOG_WARN;
     rc = parse_args(argc, argv, &a);
     if (rc < 0) {
         /* A reader of the tar stream may go away: EPIPE, not a signal. */

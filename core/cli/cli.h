@@ -33,10 +33,11 @@ int kiln_cli_bad_option(const char *cmd, int c, char **argv);
 
 /*
  * Opens an engine on `root` (NULL: the engine's default) with `jobs` ops
- * and processes at once (0: the engine's defaults). Returns 0, or prints
- * the error and returns 1.
+ * and processes at once (0: the engine's defaults) and diagnostics up to
+ * `level`. Returns 0, or prints the error and returns 1.
  */
-int kiln_cli_open_engine(const char *root, unsigned jobs, kiln_engine_t **out);
+int kiln_cli_open_engine(const char *root, unsigned jobs,
+                         kiln_log_level_t level, kiln_engine_t **out);
 
 /* Formats `size` bytes as docker does: "0B", "512B", "1.234kB", "12.5MB"
  * (powers of 1000, four significant digits). */

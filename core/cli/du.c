@@ -129,7 +129,7 @@ static int du_run(const char *root, bool verbose)
     uint64_t total = 0;
     int rc;
 
-    rc = kiln_cli_open_engine(root, 0, &engine);
+    rc = kiln_cli_open_engine(root, 0, KILN_LOG_WARN, &engine);
     if (rc != 0) {
         return rc;
     }

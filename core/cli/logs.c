@@ -57,7 +57,7 @@ int kiln_cli_logs(int argc, char **argv)
         return kiln_cli_usage_error(
             CMD, "too many arguments (starting at '%s')", argv[optind + 1]);
     }
-    rc = kiln_cli_open_engine(root, 0, &engine);
+    rc = kiln_cli_open_engine(root, 0, KILN_LOG_WARN, &engine);
     if (rc != 0) {
         return rc;
     }

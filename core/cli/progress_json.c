@@ -90,6 +90,8 @@ static const char *type_name(kiln_event_type_t type)
         return "progress";
     case KILN_EVENT_WARNING:
         return "warning";
+    case KILN_EVENT_MESSAGE:
+        return "message";
     }
     return NULL;
 }
@@ -119,6 +121,11 @@ static void event_fields(kiln_cli_sbuf_t *b, const kiln_event_t *ev)
         break;
     case KILN_EVENT_WARNING:
         kiln_cli_sbuf_puts(b, ",\"message\":");
+        json_str(b, ev->data, ev->data != NULL ? ev->len : 0);
+        break;
+    case KILN_EVENT_MESSAGE:
+        kiln_cli_sbuf_printf(b, ",\"level\":\"%s\",\"message\":",
+                             ev->level >= KILN_LOG_DEBUG ? "debug" : "info");
         json_str(b, ev->data, ev->data != NULL ? ev->len : 0);
         break;
     default:

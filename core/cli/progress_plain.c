@@ -102,6 +102,11 @@ static void vertex_event(kiln_cli_progress_t *p, kiln_cli_sbuf_t *b,
         kiln_cli_sbuf_printf(b, "#%u WARN: %.*s\n", n, msg_len(ev),
                              data != NULL ? data : "");
         break;
+    case KILN_EVENT_MESSAGE:
+        kiln_cli_sbuf_printf(b, "#%u %s: %.*s\n", n,
+                             ev->level >= KILN_LOG_DEBUG ? "DEBUG" : "INFO",
+                             msg_len(ev), data != NULL ? data : "");
+        break;
     default:
         break;
     }
@@ -114,10 +119,13 @@ static void plain_event(kiln_cli_progress_t *p, kiln_cli_vertex_t *v,
 
     if (ev->digest == NULL) {
         /* Solve-wide: a warning on a block of its own. */
-        if (ev->type != KILN_EVENT_WARNING) {
+        if (ev->type != KILN_EVENT_WARNING && ev->type != KILN_EVENT_MESSAGE) {
             return;
         }
-        kiln_cli_sbuf_printf(&b, "%sWARN: %.*s\n", p->printed ? "\n" : "",
+        kiln_cli_sbuf_printf(&b, "%s%s: %.*s\n", p->printed ? "\n" : "",
+                             ev->type == KILN_EVENT_WARNING ? "WARN"
+                             : ev->level >= KILN_LOG_DEBUG  ? "DEBUG"
+                                                            : "INFO",
                              msg_len(ev), (const char *)ev->data);
         p->last = 0;
         flush(p, &b);

@@ -153,8 +153,12 @@ static void tty_event(kiln_cli_progress_t *p, kiln_cli_vertex_t *v,
         }
         break;
     case KILN_EVENT_WARNING:
+    case KILN_EVENT_MESSAGE:
         row(p, &p->pending,
-            "WARN: ", ev->data != NULL ? (const char *)ev->data : "",
+            ev->type == KILN_EVENT_WARNING ? "WARN: "
+            : ev->level >= KILN_LOG_DEBUG  ? "DEBUG: "
+                                           : "INFO: ",
+            ev->data != NULL ? (const char *)ev->data : "",
             ev->data != NULL ? ev->len : 0, NULL);
         break;
     default:

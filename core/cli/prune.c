@@ -120,7 +120,7 @@ int kiln_cli_prune(int argc, char **argv)
                                          "--keep-storage SIZE or "
                                          "--keep-duration DURATION");
     }
-    rc = kiln_cli_open_engine(root, 0, &engine);
+    rc = kiln_cli_open_engine(root, 0, KILN_LOG_WARN, &engine);
     if (rc != 0) {
         return rc;
     }

@@ -26,7 +26,8 @@ int kiln_cli_bad_option(const char *cmd, int c, char **argv)
     return kiln_cli_usage_error(cmd, "unknown option '%s'", arg);
 }
 
-int kiln_cli_open_engine(const char *root, unsigned jobs, kiln_engine_t **out)
+int kiln_cli_open_engine(const char *root, unsigned jobs,
+                         kiln_log_level_t level, kiln_engine_t **out)
 {
     kiln_engine_options_t opts = KILN_ENGINE_OPTIONS_INIT;
     kiln_error_t err = {0};
@@ -34,6 +35,7 @@ int kiln_cli_open_engine(const char *root, unsigned jobs, kiln_engine_t **out)
     opts.root = root;
     opts.jobs = jobs;
     opts.process_jobs = jobs;
+    opts.log_level = level;
     if (kiln_engine_new(&opts, &err, out) < 0) {
         return kiln_cli_error(&err);
     }

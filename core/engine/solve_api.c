@@ -165,6 +165,11 @@ void kiln_solve_free(kiln_solve_t *s)
     for (int p = 0; p < KILN__N_POOLS; p++) {
         free(s->ready[p].items);
     }
+    while (s->notes != NULL) {
+        kiln__note_t *next = s->notes->next;
+        free(s->notes);
+        s->notes = next;
+    }
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
     free(s);

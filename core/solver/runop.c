@@ -290,6 +290,10 @@ static int commit_output(struct run *r, const kiln_fileop_env_t *env,
             rc = flatten(r, lpp, n, flat, err);
         }
         if (rc == 0) {
+            kiln__solve_note(r->s, r->n, KILN_LOG_INFO,
+                             "flattened a snapshot of %zu layers into one", n);
+        }
+        if (rc == 0) {
             rc = kiln__store_create_snapshot(r->store, (const char *[]){flat},
                                              1, snap, err);
         }
@@ -451,6 +455,8 @@ static int content_lookup(struct run *r, char (*slow)[KILN_DIGEST_STRLEN + 1],
             break;
         }
     }
+    kiln__solve_note(r->s, n, KILN_LOG_DEBUG, "content key %s: %s", slow[0],
+                     hits == n_out ? "hit" : "miss");
     for (size_t o = 0; rc == 0 && hits == n_out && o < n_out; o++) {
         rc = record_also(r, o, n->keys[o], found[o], err);
     }

@@ -7,6 +7,8 @@
  * solve is already running is waited for, not run twice), export, end.
  * Everything here runs on the loop thread except the uv_work callbacks.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,6 +94,62 @@ static void stop_ticker(kiln_solve_t *s)
         uv_timer_stop(s->ticker);
         uv_close((uv_handle_t *)s->ticker, free_handle);
         s->ticker = NULL;
+    }
+}
+
+void kiln__solve_note(kiln_solve_t *s, kiln__node_t *n, kiln_log_level_t level,
+                      const char *fmt, ...)
+{
+    kiln__note_t *note;
+    va_list ap;
+    int len;
+
+    if (level > s->engine->log_level || s->opts.on_event == NULL) {
+        return;
+    }
+    va_start(ap, fmt);
+    len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0 || (note = malloc(sizeof(*note) + (size_t)len + 1)) == NULL) {
+        return; /* diagnostics are best effort */
+    }
+    va_start(ap, fmt);
+    vsnprintf(note->msg, (size_t)len + 1, fmt, ap);
+    va_end(ap);
+    note->node = n;
+    note->level = level;
+    note->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->notes_tail != NULL) {
+        s->notes_tail->next = note;
+    } else {
+        s->notes = note;
+    }
+    s->notes_tail = note;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void kiln__solve_flush(kiln_solve_t *s)
+{
+    kiln__note_t *note;
+
+    pthread_mutex_lock(&s->mu);
+    note = s->notes;
+    s->notes = s->notes_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (note != NULL) {
+        kiln__note_t *next = note->next;
+        kiln_event_t ev;
+
+        fill_event(&ev, note->node,
+                   note->level <= KILN_LOG_WARN ? KILN_EVENT_WARNING
+                                                : KILN_EVENT_MESSAGE);
+        ev.level = note->level;
+        ev.data = (const uint8_t *)note->msg;
+        ev.len = strlen(note->msg);
+        s->opts.on_event(&ev, s->opts.userdata);
+        free(note);
+        note = next;
     }
 }
 
@@ -188,6 +246,10 @@ static void plan_work(uv_work_t *w)
             }
         }
         n->state = hit ? NODE_CACHED : NODE_WAITING;
+        kiln__solve_note(s, n, KILN_LOG_DEBUG, "cache key %s: %s", n->keys[0],
+                         hit                                 ? "hit"
+                         : n->ignore_cache || s->opts.no_cache ? "not looked up"
+                                                               : "miss");
         if (hit) {
             continue;
         }
@@ -210,6 +272,7 @@ static void plan_done(uv_work_t *w, int status)
     free(w);
     s->running--;
     s->planned = true;
+    kiln__solve_flush(s);
     if (s->status < 0 || status < 0) {
         s->failing = true;
         atomic_store(&s->stop, true);
@@ -295,6 +358,7 @@ static void run_done(uv_work_t *w, int status)
         job->status = kiln__fail(&job->error, KILN_ECANCELED, "canceled");
     }
     e->running[job->pool]--;
+    kiln__solve_flush(job->owner);
     kiln__solve_job_done(job); /* frees job */
     kiln__engine_dispatch(e);
 }
@@ -479,6 +543,7 @@ static void end_solve(kiln_solve_t *s)
         s->status = kiln__fail(&s->error, KILN_ECANCELED, "canceled");
     }
     s->stats.duration_ns = kiln__mono_ns() - s->started_ns;
+    kiln__solve_flush(s);
     stop_ticker(s);
     kiln__engine_solve_ended(s->engine, s);
 }

@@ -35,6 +35,14 @@ typedef struct kiln__queue {
     kiln__node_t **items;
     size_t head, tail, cap;
 } kiln__queue_t;
+
+/* A diagnostic made on a worker thread, delivered on the loop. */
+typedef struct kiln__note {
+    kiln__node_t *node; /* NULL: solve-wide */
+    kiln_log_level_t level;
+    struct kiln__note *next;
+    char msg[];
+} kiln__note_t;
 typedef struct kiln__job kiln__job_t;
 
 enum kiln__node_state {
@@ -95,7 +103,8 @@ struct kiln_solve {
     kiln_solve_stats_t stats;
     int64_t started_ns;
 
-    pthread_mutex_t mu;  /* guards `ended` for kiln_solve_wait() */
+    pthread_mutex_t mu;  /* guards `ended` for kiln_solve_wait(), notes */
+    kiln__note_t *notes, *notes_tail;
     pthread_cond_t cond;
     kiln_solve_t *next;  /* engine's list of live solves */
 };
@@ -133,6 +142,17 @@ int kiln__solve_slow_keys(const kiln_solve_t *s, const kiln__node_t *n,
                           const char *const *content,
                           char (*out)[KILN_DIGEST_STRLEN + 1],
                           kiln_error_t *err);
+
+/*
+ * A diagnostic about node n (NULL: solve-wide) at `level`, if the engine's
+ * log level allows it: WARN becomes a WARNING event, INFO and DEBUG a
+ * MESSAGE event. Any thread; delivered on the loop (kiln__solve_flush()).
+ */
+void kiln__solve_note(kiln_solve_t *s, kiln__node_t *n, kiln_log_level_t level,
+                      const char *fmt, ...) KILN_PRINTF(4, 5);
+
+/* Loop thread: emits the notes queued so far, in order. */
+void kiln__solve_flush(kiln_solve_t *s);
 
 /* Emits an event for node n (NULL for solve-wide) of solve s. */
 void kiln__solve_emit(kiln_solve_t *s, kiln__node_t *n,

@@ -196,6 +196,10 @@ typedef struct kiln_engine_options {
     /* Colon-separated plugin directories searched before the installed
      * plugin directory. NULL: $KILN_PLUGIN_PATH. */
     const char *plugin_path;
+    /* Diagnostics delivered as events: KILN_LOG_WARN (default) gives
+     * WARNING events, INFO adds MESSAGE events about notable work
+     * (flattened snapshots), DEBUG adds the cache key and lookup of every
+     * vertex. ERROR: only failures. */
     kiln_log_level_t log_level;
     /* NULL: the engine runs its own thread. Otherwise the embedder's libuv
      * loop, which must outlive the engine and is run by the embedder. */
@@ -231,6 +235,9 @@ typedef enum kiln_event_type {
     KILN_EVENT_LOG = 6,              /* output of a running op */
     KILN_EVENT_PROGRESS = 7,         /* bytes or items done of a long step */
     KILN_EVENT_WARNING = 8,          /* something worth knowing; in data */
+    KILN_EVENT_MESSAGE = 9,          /* a diagnostic at `level` (INFO or
+                                        DEBUG, as the engine's log_level
+                                        allows): what was decided and why */
 } kiln_event_type_t;
 
 /*
@@ -249,6 +256,7 @@ typedef struct kiln_event {
     uint64_t current;    /* PROGRESS: done so far */
     uint64_t total;      /* PROGRESS: expected, 0 if unknown */
     int64_t duration_ns; /* COMPLETED/FAILED/CANCELED: time it ran */
+    kiln_log_level_t level; /* MESSAGE: INFO or DEBUG; WARNING: WARN */
 } kiln_event_t;
 
 typedef void (*kiln_event_cb)(const kiln_event_t *event, void *userdata);

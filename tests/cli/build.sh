@@ -78,7 +78,7 @@ check_tree() {
     [ "$(stat -c %a "$dir/f0")" = 644 ] || return 1
 }
 
-echo "1..50"
+echo "1..53"
 
 # --- First build: everything runs, into a directory, plain progress.
 run build --root "$root" --progress=plain -o "type=local,dest=$tmp/result" "$def"
@@ -206,6 +206,24 @@ if echo "$last" | grep -qE '^\{"type":"summary",.*"status":"ok","vertices":([0-9
 else
     not_ok "json: last line is not an all-cached summary: $last"
 fi
+
+# --- --debug says why: each lookup's key and result.
+run build --root "$root" --progress=plain --debug "$def"
+if [ "$status" = 0 ] &&
+    grep -qE '^#400 DEBUG: cache key sha256:[0-9a-f]{64}: hit$' "$tmp/err"; then
+    ok "--debug: the result's cache key and 'hit'"
+else
+    not_ok "--debug: no 'cache key ...: hit' line for #400"
+fi
+run build --root "$root" --progress=json --log-level=debug "$def"
+if [ "$status" = 0 ] &&
+    grep -qE '^\{"type":"message",.*"level":"debug","message":"cache key sha256:' "$tmp/err"; then
+    ok "json: debug messages are 'message' objects with a level"
+else
+    not_ok "json: no debug message object"
+fi
+run build --root "$root" --log-level=loud "$def"
+expect "--log-level: an unknown level is a usage error" 2 err "unknown log level 'loud'"
 
 # --- --no-cache runs everything again.
 run build --root "$root" --no-cache --progress=plain -o "type=local,dest=$tmp/out2" "$def"
