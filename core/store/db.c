@@ -62,6 +62,21 @@ static const char *const migrations[] = {
     "  count INTEGER NOT NULL,"
     "  PRIMARY KEY (owner, kind, id));"
     "CREATE INDEX leases_id ON leases(kind, id);",
+    /* 1 -> 2: plugins' key-value pairs and the blob store. IF NOT EXISTS,
+     * so that a version 2 database whose user_version was set back to 1
+     * (by hand, to let an older kiln open it) migrates again. */
+    "CREATE TABLE IF NOT EXISTS plugin_kv ("
+    "  plugin TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value BLOB NOT NULL,"
+    "  updated INTEGER NOT NULL,"
+    "  PRIMARY KEY (plugin, key));"
+    "CREATE TABLE IF NOT EXISTS blobs ("
+    "  digest TEXT PRIMARY KEY,"
+    "  size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  last_used INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS blobs_last_used ON blobs(last_used);",
 };
 
 _Static_assert(KILN_ARRAY_SIZE(migrations) == KILN__STORE_SCHEMA_VERSION,

@@ -1,5 +1,6 @@
 /*
- * Disk usage (per record, per layer, totals) and the consistency check.
+ * Disk usage (per record, per layer, totals with logs and blobs) and the
+ * consistency check.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +46,8 @@ static const char SQL_USAGE[] =
     "(SELECT COALESCE(SUM(log_size), 0) FROM records), "
     "(SELECT COUNT(*) FROM records), "
     "(SELECT COUNT(*) FROM snapshots), "
+    "(SELECT COALESCE(SUM(size), 0) FROM blobs), "
+    "(SELECT COUNT(*) FROM blobs), "
     "(SELECT COALESCE(SUM(size), 0) FROM layers l WHERE " LAYER_IN_USE(
         "l.id") ")";
 
@@ -125,8 +128,10 @@ static int usage_read(kiln__store_t *s, kiln__store_usage_t *u,
         u->logs = (uint64_t)sqlite3_column_int64(st, 2);
         u->n_records = (uint32_t)sqlite3_column_int64(st, 3);
         u->n_snapshots = (uint32_t)sqlite3_column_int64(st, 4);
-        u->in_use = (uint64_t)sqlite3_column_int64(st, 5);
-        u->total = u->layers + u->logs;
+        u->blobs = (uint64_t)sqlite3_column_int64(st, 5);
+        u->n_blobs = (uint32_t)sqlite3_column_int64(st, 6);
+        u->in_use = (uint64_t)sqlite3_column_int64(st, 7);
+        u->total = u->layers + u->logs + u->blobs;
     }
     sqlite3_reset(st);
     return rc < 0 ? rc : 0;

@@ -468,6 +468,31 @@ int kiln__copy_file(const char *from, int to, kiln_error_t *err)
 
 /* ---- name lists ---- */
 
+int kiln__list_dir(int fd, str_list_t *out)
+{
+    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct dirent *de;
+    DIR *d;
+
+    if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+        int e = errno;
+
+        if (dfd >= 0) {
+            close(dfd);
+        }
+        return -e;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+            kiln__sl_push(out, de->d_name) < 0) {
+            closedir(d);
+            return KILN_ENOMEM;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
 int kiln__sl_push(str_list_t *l, const char *s)
 {
     char *d;

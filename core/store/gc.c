@@ -1,14 +1,13 @@
 /*
  * Garbage collection and prune: dead owners' leases, unreferenced
- * snapshots and layers, entries of layers/ and logs/ without rows, and
- * least-recently-used records.
+ * snapshots and layers, entries of layers/, logs/ and blobs/sha256/
+ * without rows, and least-recently-used records and blobs.
  *
  * Every decision is taken in one write transaction (so no other process
  * can add a lease or a layer meanwhile); directories are removed after the
  * commit, first renamed into this store's tmp area so a half-removed
  * directory is never visible under layers/.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -176,31 +175,6 @@ int kiln__gc_rows(kiln__store_t *s, str_list_t *victims, uint64_t *freed,
 
 /* ---- files ---- */
 
-static int list_dir(int fd, str_list_t *out)
-{
-    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    struct dirent *de;
-    DIR *d;
-
-    if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-        int e = errno;
-
-        if (dfd >= 0) {
-            close(dfd);
-        }
-        return -e;
-    }
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-            kiln__sl_push(out, de->d_name) < 0) {
-            closedir(d);
-            return KILN_ENOMEM;
-        }
-    }
-    closedir(d);
-    return 0;
-}
-
 void kiln__remove_victims(kiln__store_t *s, const str_list_t *layers,
                           const str_list_t *dead)
 {
@@ -287,7 +261,7 @@ static int list_fail(kiln__store_t *s, const char *dir, int rc,
 static int scan_layers(kiln__store_t *s, str_list_t *victims, kiln_error_t *err)
 {
     str_list_t names = {0};
-    int rc = list_dir(s->layers_fd, &names);
+    int rc = kiln__list_dir(s->layers_fd, &names);
 
     if (rc < 0) {
         kiln__sl_free(&names);
@@ -312,7 +286,7 @@ static int scan_logs(kiln__store_t *s, str_list_t *logs, kiln_error_t *err)
     char key[KILN_DIGEST_STRLEN + 1];
     str_list_t names = {0};
     uint64_t size;
-    int rc = list_dir(s->logs_fd, &names);
+    int rc = kiln__list_dir(s->logs_fd, &names);
 
     if (rc < 0) {
         kiln__sl_free(&names);
@@ -338,45 +312,56 @@ static int scan_logs(kiln__store_t *s, str_list_t *logs, kiln_error_t *err)
     return rc;
 }
 
+/* What a garbage-collecting transaction removes once it has committed:
+ * layer ids, dead owners' areas, and the logs and blobs moved out. */
+typedef struct gc_lists {
+    str_list_t victims, dead, logs, blobs;
+} gc_lists_t;
+
 /* Ends a garbage-collecting transaction: commits (or rolls back after an
- * error) and removes what was collected. */
-static int gc_finish(kiln__store_t *s, int rc, str_list_t *victims,
-                     str_list_t *dead, str_list_t *logs, kiln_error_t *err)
+ * error) and removes what was collected (or puts the moved logs and blobs
+ * back after a rollback); frees the lists. */
+static int gc_finish(kiln__store_t *s, int rc, gc_lists_t *l, kiln_error_t *err)
 {
     if (rc == 0) {
         rc = kiln__sdb_commit(s, err);
     }
     kiln__sdb_rollback(s);
-    kiln__logs_done(s, logs, rc == 0);
+    kiln__logs_done(s, &l->logs, rc == 0);
+    kiln__blobs_done(s, &l->blobs, rc == 0);
     if (rc == 0) {
-        kiln__remove_victims(s, victims, dead);
+        kiln__remove_victims(s, &l->victims, &l->dead);
     }
-    kiln__sl_free(victims);
-    kiln__sl_free(dead);
-    kiln__sl_free(logs);
+    kiln__sl_free(&l->victims);
+    kiln__sl_free(&l->dead);
+    kiln__sl_free(&l->logs);
+    kiln__sl_free(&l->blobs);
     return rc;
 }
 
 int kiln__store_gc(kiln__store_t *s, uint64_t *freed, kiln_error_t *err)
 {
-    str_list_t victims = {0}, dead = {0}, logs = {0};
+    gc_lists_t l = {{0}, {0}, {0}, {0}};
     uint64_t f = 0;
     int rc;
 
     pthread_mutex_lock(&s->mu);
     rc = kiln__sdb_begin_delete(s, err);
     if (rc == 0) {
-        rc = kiln__drop_dead_leases(s, &dead, err);
+        rc = kiln__drop_dead_leases(s, &l.dead, err);
         if (rc == 0) {
-            rc = kiln__gc_rows(s, &victims, &f, err);
+            rc = kiln__gc_rows(s, &l.victims, &f, err);
         }
         if (rc == 0) {
-            rc = scan_layers(s, &victims, err);
+            rc = scan_layers(s, &l.victims, err);
         }
         if (rc == 0) {
-            rc = scan_logs(s, &logs, err);
+            rc = scan_logs(s, &l.logs, err);
         }
-        rc = gc_finish(s, rc, &victims, &dead, &logs, err);
+        if (rc == 0) {
+            rc = kiln__gc_blobs(s, &l.blobs, err);
+        }
+        rc = gc_finish(s, rc, &l, err);
     }
     pthread_mutex_unlock(&s->mu);
     if (freed != NULL) {
@@ -387,7 +372,7 @@ int kiln__store_gc(kiln__store_t *s, uint64_t *freed, kiln_error_t *err)
 
 void kiln__close_cleanup(kiln__store_t *s)
 {
-    str_list_t victims = {0}, dead = {0}, logs = {0};
+    gc_lists_t l = {{0}, {0}, {0}, {0}};
     uint64_t f = 0;
     int rc;
 
@@ -396,9 +381,9 @@ void kiln__close_cleanup(kiln__store_t *s)
     }
     rc = run1(s, "DELETE FROM leases WHERE owner = ?1", s->owner, NULL);
     if (rc == 0) {
-        rc = kiln__gc_rows(s, &victims, &f, NULL);
+        rc = kiln__gc_rows(s, &l.victims, &f, NULL);
     }
-    gc_finish(s, rc, &victims, &dead, &logs, NULL);
+    gc_finish(s, rc, &l, NULL);
 }
 
 /* ---- prune ---- */
@@ -453,7 +438,8 @@ static int store_total(kiln__store_t *s, uint64_t *total, kiln_error_t *err)
     sqlite3_stmt *st = kiln__sdb_stmt(
         s,
         "SELECT (SELECT COALESCE(SUM(size), 0) FROM layers) + (SELECT "
-        "COALESCE(SUM(log_size), 0) FROM records)",
+        "COALESCE(SUM(log_size), 0) FROM records) + (SELECT "
+        "COALESCE(SUM(size), 0) FROM blobs)",
         err);
     int rc;
 
@@ -468,11 +454,11 @@ static int store_total(kiln__store_t *s, uint64_t *total, kiln_error_t *err)
 
 typedef struct prune_state {
     const kiln__store_prune_opts_t *opts;
-    int64_t cutoff; /* records last used before this go (keep_duration) */
+    int64_t cutoff; /* what was last used before this goes (keep_duration) */
     uint64_t total; /* what the store takes now */
     uint64_t freed;
     uint32_t removed;
-    str_list_t victims, dead, logs;
+    gc_lists_t l;
 } prune_state_t;
 
 static bool prune_wants(const prune_state_t *p, const prune_cand_t *c)
@@ -490,10 +476,10 @@ static int prune_one(kiln__store_t *s, prune_state_t *p, const prune_cand_t *c,
     int rc = run1(s, "DELETE FROM records WHERE key = ?1", c->key, err);
 
     if (rc == 0) {
-        rc = kiln__log_move_out(s, c->key, &p->logs, &log, err);
+        rc = kiln__log_move_out(s, c->key, &p->l.logs, &log, err);
     }
     if (rc == 0) {
-        rc = kiln__drop_snapshot(s, c->snap, &p->victims, &layers, err);
+        rc = kiln__drop_snapshot(s, c->snap, &p->l.victims, &layers, err);
     }
     if (rc == 0) {
         p->freed += log + layers;
@@ -504,15 +490,17 @@ static int prune_one(kiln__store_t *s, prune_state_t *p, const prune_cand_t *c,
 }
 
 /* Candidates come oldest first: once neither age nor size wants one, no
- * later one is wanted either (younger, and the total only shrinks). */
+ * later one is wanted either (younger, and the total only shrinks). Blobs
+ * come after the records, the same way; with `all`, the plugins'
+ * key-value pairs go too. */
 static int prune_locked(kiln__store_t *s, prune_state_t *p, kiln_error_t *err)
 {
     prune_cand_t *cands = NULL;
     size_t n = 0;
-    int rc = kiln__drop_dead_leases(s, &p->dead, err);
+    int rc = kiln__drop_dead_leases(s, &p->l.dead, err);
 
     if (rc == 0) {
-        rc = kiln__gc_rows(s, &p->victims, &p->freed, err);
+        rc = kiln__gc_rows(s, &p->l.victims, &p->freed, err);
     }
     if (rc == 0) {
         rc = store_total(s, &p->total, err);
@@ -524,13 +512,20 @@ static int prune_locked(kiln__store_t *s, prune_state_t *p, kiln_error_t *err)
         rc = prune_one(s, p, &cands[i], err);
     }
     free(cands);
+    if (rc == 0) {
+        rc = kiln__prune_blobs(s, p->opts, p->cutoff, &p->total, &p->l.blobs,
+                               &p->freed, err);
+    }
+    if (rc == 0 && p->opts->all) {
+        rc = kiln__kv_clear(s, err);
+    }
     return rc;
 }
 
 int kiln__store_prune(kiln__store_t *s, const kiln__store_prune_opts_t *opts,
                       uint64_t *freed, uint32_t *removed, kiln_error_t *err)
 {
-    prune_state_t p = {opts, 0, 0, 0, 0, {0}, {0}, {0}};
+    prune_state_t p = {opts, 0, 0, 0, 0, {{0}, {0}, {0}, {0}}};
     int rc;
 
     p.cutoff = kiln__now_ns() - opts->keep_duration_ns;
@@ -538,7 +533,7 @@ int kiln__store_prune(kiln__store_t *s, const kiln__store_prune_opts_t *opts,
     rc = kiln__sdb_begin_delete(s, err);
     if (rc == 0) {
         rc = prune_locked(s, &p, err);
-        rc = gc_finish(s, rc, &p.victims, &p.dead, &p.logs, err);
+        rc = gc_finish(s, rc, &p.l, err);
     }
     pthread_mutex_unlock(&s->mu);
     if (freed != NULL) {

@@ -89,6 +89,13 @@ static int make_layout(kiln__store_t *s, const char *root, kiln_error_t *err)
     if (rc == 0) {
         rc = open_sub(s, "tmp", &s->tmp_fd, err);
     }
+    if (rc == 0 && mkdirat(s->root_fd, "blobs", 0700) < 0 && errno != EEXIST) {
+        rc = kiln__fail(err, KILN_EIO, "creating %s/blobs: %s", s->root,
+                        strerror(errno));
+    }
+    if (rc == 0) {
+        rc = open_sub(s, "blobs/sha256", &s->blobs_fd, err);
+    }
     return rc;
 }
 
@@ -233,7 +240,7 @@ static void free_store(kiln__store_t *s)
         }
         close(s->area_fd);
     }
-    int fds[] = {s->tmp_fd, s->logs_fd, s->layers_fd, s->root_fd};
+    int fds[] = {s->tmp_fd, s->blobs_fd, s->logs_fd, s->layers_fd, s->root_fd};
 
     for (size_t i = 0; i < KILN_ARRAY_SIZE(fds); i++) {
         if (fds[i] >= 0) {
@@ -267,7 +274,8 @@ int kiln__store_open(const char *root, kiln_error_t *err, kiln__store_t **out)
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->mu, NULL);
-    s->root_fd = s->layers_fd = s->logs_fd = s->tmp_fd = s->area_fd = -1;
+    s->root_fd = s->layers_fd = s->logs_fd = s->blobs_fd = s->tmp_fd = -1;
+    s->area_fd = -1;
     s->busy_seed = (unsigned)getpid() ^ (unsigned)kiln__now_ns();
     rc = make_layout(s, root, err);
     if (rc == 0) {

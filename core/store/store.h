@@ -5,26 +5,33 @@
  * Layout of a root:
  *
  *   metadata.db        SQLite, WAL mode: layers, snapshots, cache records,
- *                      leases (schema version in PRAGMA user_version)
+ *                      leases, blobs, plugins' key-value pairs (schema
+ *                      version in PRAGMA user_version)
  *   layers/<id>/       immutable layer directories (core/snap/snap.h);
  *                      <id> is 32 random hex digits
  *   logs/<hex>.log     the complete output of the op that made the record
  *                      with key "sha256:<hex>" (never clipped)
+ *   blobs/sha256/<hex> content-addressed files: <hex> is the SHA-256 of the
+ *                      file's bytes (the blob "sha256:<hex>")
  *   tmp/<pid>-<rand>/  one area per open store, locked with flock() on the
  *                      area's directory for as long as the store is open
  *
  * Crash safety. Every write is made in the store's own tmp area, synced
  * (syncfs() for a layer tree, fsync() for a file), then moved into place
- * and recorded. A directory or log enters layers/ or logs/ only while its
- * writer holds the database's write lock (BEGIN IMMEDIATE), and the row
- * that names it is committed before that lock is released; a crash in
- * between rolls the row back and leaves an entry without a row. So anyone
- * holding the write lock knows that an entry of layers/ or logs/ without a
- * row is garbage, and removes it (on open, and in prune): no grace period,
- * and a concurrent writer is never hurt. Deletion goes the other way: rows
- * first (committed), directories after; a log is moved out inside the
- * deleting transaction, because its name (the record's key) can be reused
- * at once. A row therefore never names a missing or partial layer.
+ * and recorded. A directory, log or blob enters layers/, logs/ or blobs/
+ * only while its writer holds the database's write lock (BEGIN IMMEDIATE),
+ * and the row that names it is committed before that lock is released; a
+ * crash in between rolls the row back and leaves an entry without a row.
+ * So anyone holding the write lock knows that an entry of layers/, logs/ or
+ * blobs/sha256/ without a row is garbage, and removes it (on open, and in
+ * prune): no grace period, and a concurrent writer is never hurt. Deletion
+ * goes the other way: rows first (committed), directories after; a log or
+ * a blob is moved out inside the deleting transaction, because its name
+ * (the record's key, the blob's digest) can be reused at once. A row
+ * therefore never names a missing or partial layer; a crash inside a
+ * deleting transaction can leave a record without its log or a blob row
+ * without its file, which read as absent (and the next open drops such a
+ * blob row).
  *
  * synchronous=NORMAL, and FULL for transactions after which files are
  * removed. In WAL mode NORMAL loses nothing committed on a process crash
@@ -86,7 +93,7 @@
 #include "internal.h"
 
 /* Schema version of metadata.db this code writes (PRAGMA user_version). */
-#define KILN__STORE_SCHEMA_VERSION 1
+#define KILN__STORE_SCHEMA_VERSION 2
 
 /* Layer and snapshot ids: lowercase hex (layers 32 digits, snapshots 64).
  * Buffers for them hold KILN__STORE_ID_MAX bytes. */
@@ -326,11 +333,13 @@ typedef struct kiln__store_du_entry {
 typedef struct kiln__store_usage {
     uint64_t layers; /* all layers, each once */
     uint64_t logs;   /* all logs */
-    uint64_t total;  /* layers + logs */
+    uint64_t blobs;  /* all blobs (their lengths) */
+    uint64_t total;  /* layers + logs + blobs */
     uint64_t in_use; /* of total: layers leased or in leased snapshots */
     uint32_t n_records;
     uint32_t n_layers;
     uint32_t n_snapshots;
+    uint32_t n_blobs;
 } kiln__store_usage_t;
 
 /* Calls cb (may be NULL) for every record, most recently used first, once
@@ -364,9 +373,13 @@ int kiln__store_du_layers(kiln__store_t *s, kiln__store_layer_cb cb, void *ud,
  * `all` is set, or it was last used longer than `keep_duration_ns` ago, or
  * the store (usage.total) is still above `keep_storage` bytes (0 turns
  * either off). Records whose snapshot a live owner leases are kept, and so
- * is everything leased. *freed (may be NULL) receives the bytes removed
- * (garbage collected on the way included), *removed (may be NULL) the
- * records removed.
+ * is everything leased. Blobs are not leased: with `all` every blob goes
+ * and every plugin's key-value pairs are deleted; a blob last used longer
+ * than `keep_duration_ns` ago goes; and once the records are done, blobs go
+ * least recently used first while the total is above `keep_storage`. A blob
+ * a process has open stays readable through its descriptor. *freed (may be
+ * NULL) receives the bytes removed (garbage collected on the way and blobs
+ * included), *removed (may be NULL) the records removed.
  */
 typedef struct kiln__store_prune_opts {
     bool all;
@@ -378,12 +391,86 @@ int kiln__store_prune(kiln__store_t *s, const kiln__store_prune_opts_t *opts,
                       uint64_t *freed, uint32_t *removed, kiln_error_t *err);
 
 /* Drops the leases of dead owners and removes garbage (see above),
- * including entries of layers/ and logs/ that have no row. *freed may be
- * NULL. Called by open; safe at any time. */
+ * including entries of layers/, logs/ and blobs/sha256/ that have no row,
+ * and blob rows whose file is gone. *freed may be NULL. Called by open;
+ * safe at any time. */
 int kiln__store_gc(kiln__store_t *s, uint64_t *freed, kiln_error_t *err);
 
 /* Verifies the store: PRAGMA integrity_check and foreign_key_check, every
  * layer row has its directory. KILN_EIO with the first problem. */
 int kiln__store_check(kiln__store_t *s, kiln_error_t *err);
+
+/*
+ * Plugins' key-value store (host->kv_* of include/kiln/plugin.h), in
+ * metadata.db: each plugin (named by `plugin`, a non-empty string) has its
+ * own keys, which no other plugin sees. Keys are non-empty strings of at
+ * most KILN__STORE_KV_KEY_MAX bytes, values any bytes (NUL included) up to
+ * KILN__STORE_KV_VALUE_MAX. Every call is one transaction, so a set from
+ * another thread or process is seen whole or not at all.
+ *
+ * kiln__store_kv_get() copies the value of `key` into buf (size bytes; buf
+ * may be NULL when size is 0) and sets *len to its length: KILN_ENOENT
+ * (*len = 0) if there is none, -ERANGE if it does not fit (*len is then the
+ * length needed and buf is untouched). kiln__store_kv_set() inserts or
+ * replaces (KILN_E2BIG for a value over the limit or a key too long);
+ * kiln__store_kv_delete() of a missing key is 0. KILN_EINVAL for a NULL or
+ * empty plugin or key.
+ */
+#define KILN__STORE_KV_KEY_MAX   4096
+#define KILN__STORE_KV_VALUE_MAX (1u << 20)
+
+int kiln__store_kv_get(kiln__store_t *s, const char *plugin, const char *key,
+                       void *buf, size_t size, size_t *len, kiln_error_t *err);
+int kiln__store_kv_set(kiln__store_t *s, const char *plugin, const char *key,
+                       const void *value, size_t len, kiln_error_t *err);
+int kiln__store_kv_delete(kiln__store_t *s, const char *plugin, const char *key,
+                          kiln_error_t *err);
+
+/*
+ * The content-addressed blob store (host->blob_* of include/kiln/plugin.h):
+ * files named by the SHA-256 of their bytes, shared by every plugin, kept
+ * until prune, each with a row (size, created, last_used). Digests are
+ * "sha256:<64 lowercase hex>"; anything else is KILN_EINVAL.
+ *
+ * kiln__store_blob_open() opens blob `digest` read-only (*fd, O_CLOEXEC,
+ * the caller closes) and sets its last_used to now: KILN_ENOENT if it is
+ * not stored. The descriptor stays readable even if a prune removes the
+ * blob meanwhile.
+ *
+ * A new blob: kiln__store_blob_create() makes an empty file in the store's
+ * tmp area, opened O_RDWR|O_CLOEXEC as *fd, and its writer *w. The caller
+ * writes through *fd (from any offset; the whole file counts) but never
+ * closes it, and ends the write with exactly one of:
+ * - kiln__store_blob_commit(), which always consumes w (and closes the fd):
+ *   it computes the file's SHA-256; if `expect` (may be NULL) is another
+ *   digest, the file is discarded and the result is -EBADMSG with a message
+ *   naming both digests (KILN_EINVAL for a malformed `expect`). Else the
+ *   file is synced and renamed into blobs/sha256/ under the write lock and
+ *   its row committed; if the blob is stored already, the stored file is
+ *   kept, the new one discarded and the blob touched. `digest` receives
+ *   "sha256:<hex>" on success, "" on failure.
+ * - kiln__store_blob_abort(), which closes and discards it (NULL: no-op).
+ *
+ * kiln__store_blob_path() writes the absolute path of blob `digest` into
+ * buf (for hard-linking or copying; never write to it) and, as an open
+ * does, touches it: KILN_ENOENT if it is not stored, -ENAMETOOLONG if the
+ * path does not fit in size bytes.
+ *
+ * Two processes (or threads) committing the same bytes at once both
+ * succeed, and one file is kept.
+ */
+typedef struct kiln__store_blob_writer kiln__store_blob_writer_t;
+
+int kiln__store_blob_open(kiln__store_t *s, const char *digest, int *fd,
+                          kiln_error_t *err);
+int kiln__store_blob_create(kiln__store_t *s, int *fd,
+                            kiln__store_blob_writer_t **w, kiln_error_t *err);
+int kiln__store_blob_commit(kiln__store_t *s, kiln__store_blob_writer_t *w,
+                            const char *expect,
+                            char digest[KILN_DIGEST_STRLEN + 1],
+                            kiln_error_t *err);
+void kiln__store_blob_abort(kiln__store_t *s, kiln__store_blob_writer_t *w);
+int kiln__store_blob_path(kiln__store_t *s, const char *digest, char *buf,
+                          size_t size, kiln_error_t *err);
 
 #endif

@@ -24,6 +24,7 @@ struct kiln__store {
     int root_fd;   /* root */
     int layers_fd; /* root/layers */
     int logs_fd;   /* root/logs */
+    int blobs_fd;  /* root/blobs/sha256 */
     int tmp_fd;    /* root/tmp */
     int area_fd;   /* root/tmp/<owner>, flock()ed while open */
     sqlite3 *db;
@@ -48,6 +49,10 @@ typedef struct str_list {
 
 int kiln__sl_push(str_list_t *l, const char *s);
 void kiln__sl_free(str_list_t *l);
+
+/* Appends the names in directory fd (without "." and "..") to `out`.
+ * Returns 0, KILN_ENOMEM or -errno. */
+int kiln__list_dir(int fd, str_list_t *out);
 
 /* ---- db.c: SQLite ---- */
 
@@ -186,5 +191,34 @@ void kiln__remove_victims(kiln__store_t *s, const str_list_t *layers,
 int kiln__log_move_out(kiln__store_t *s, const char *key, str_list_t *moved,
                        uint64_t *size, kiln_error_t *err);
 void kiln__logs_done(kiln__store_t *s, const str_list_t *moved, bool committed);
+
+/* ---- blobs.c ---- */
+
+/* In a write transaction: moves blobs/sha256/<hex> of blob `digest` into
+ * the tmp area (its hex is added to `moved`). Absent is fine. After the
+ * commit, kiln__blobs_done() removes them, or after a rollback puts them
+ * back. */
+int kiln__blob_move_out(kiln__store_t *s, const char *digest, str_list_t *moved,
+                        kiln_error_t *err);
+void kiln__blobs_done(kiln__store_t *s, const str_list_t *moved,
+                      bool committed);
+
+/* In a write transaction: moves out the entries of blobs/sha256/ that
+ * have no row (crash leftovers) and deletes the rows whose file is gone
+ * (a crash inside a deleting transaction). */
+int kiln__gc_blobs(kiln__store_t *s, str_list_t *moved, kiln_error_t *err);
+
+/* In a write transaction, after the records of a prune: deletes the blobs
+ * `o` wants gone (all; last used before `cutoff` with a keep duration;
+ * least recently used while *total is above keep_storage), moving their
+ * files out into `moved`; *total and *freed are updated. */
+int kiln__prune_blobs(kiln__store_t *s, const kiln__store_prune_opts_t *o,
+                      int64_t cutoff, uint64_t *total, str_list_t *moved,
+                      uint64_t *freed, kiln_error_t *err);
+
+/* ---- kv.c ---- */
+
+/* In a write transaction: deletes every plugin's key-value pairs. */
+int kiln__kv_clear(kiln__store_t *s, kiln_error_t *err);
 
 #endif
