@@ -21,6 +21,10 @@ struct build_args {
     bool no_cache;
     kiln_cli_progress_mode_t progress;
     kiln_log_level_t log_level;
+    const char **locals;  /* "NAME=DIR", NULL-terminated */
+    size_t n_locals;
+    const char **secrets; /* "ID=PATH", NULL-terminated */
+    size_t n_secrets;
 };
 
 /*
@@ -72,6 +76,13 @@ static void build_usage(FILE *out)
         "                         shows each vertex's cache key and "
         "lookup\n"
         "      --debug            Short for --log-level debug\n"
+        "      --local NAME=DIR   Give local:// source NAME the directory "
+        "DIR\n"
+        "                         (repeatable)\n"
+        "      --secret id=ID,src=PATH\n"
+        "                         Make the file PATH secret ID for sources "
+        "that\n"
+        "                         ask for it (repeatable; never stored)\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -112,6 +123,73 @@ static int parse_level(const char *s, kiln_log_level_t *out)
         CMD, "unknown log level '%s' (error, warn, info or debug)", s);
 }
 
+/* Appends s to a NULL-terminated list. */
+static int push(const char ***list, size_t *n, const char *s)
+{
+    const char **v = realloc(*list, (*n + 2) * sizeof(*v));
+
+    if (v == NULL) {
+        kiln_error_t err = {KILN_ENOMEM, "out of memory"};
+        return kiln_cli_error(&err);
+    }
+    v[(*n)++] = s;
+    v[*n] = NULL;
+    *list = v;
+    return -1;
+}
+
+static int parse_local(struct build_args *a, const char *s)
+{
+    const char *eq = strchr(s, '=');
+
+    if (eq == NULL || eq == s || eq[1] == '\0') {
+        return kiln_cli_usage_error(CMD, "--local wants NAME=DIR, not '%s'",
+                                    s);
+    }
+    return push(&a->locals, &a->n_locals, s);
+}
+
+/* buildctl's --secret id=ID,src=PATH (also "source", and "env" is not
+ * supported), kept as "ID=PATH". */
+static int parse_secret(struct build_args *a, const char *s)
+{
+    const char *id = NULL, *src = NULL;
+    size_t id_len = 0, src_len = 0;
+    char *pair;
+
+    for (const char *p = s; *p != '\0';) {
+        size_t n = strcspn(p, ",");
+
+        if (strncmp(p, "id=", 3) == 0) {
+            id = p + 3;
+            id_len = n - 3;
+        } else if (strncmp(p, "src=", 4) == 0) {
+            src = p + 4;
+            src_len = n - 4;
+        } else if (strncmp(p, "source=", 7) == 0) {
+            src = p + 7;
+            src_len = n - 7;
+        } else {
+            return kiln_cli_usage_error(CMD,
+                                        "--secret: unknown field '%.*s' "
+                                        "(id=ID,src=PATH)",
+                                        (int)n, p);
+        }
+        p += n + (p[n] == ',');
+    }
+    if (id == NULL || id_len == 0 || src == NULL || src_len == 0) {
+        return kiln_cli_usage_error(CMD, "--secret wants id=ID,src=PATH, not "
+                                         "'%s'",
+                                    s);
+    }
+    if (asprintf(&pair, "%.*s=%.*s", (int)id_len, id, (int)src_len, src) <
+        0) {
+        kiln_error_t err = {KILN_ENOMEM, "out of memory"};
+        return kiln_cli_error(&err);
+    }
+    return push(&a->secrets, &a->n_secrets, pair);
+}
+
 /* One option; returns -1 to go on, else the exit status. */
 static int parse_option(struct build_args *a, int c, char **argv)
 {
@@ -146,6 +224,10 @@ static int parse_option(struct build_args *a, int c, char **argv)
         return -1;
     case 'l':
         return parse_level(optarg, &a->log_level);
+    case 'L':
+        return parse_local(a, optarg);
+    case 'S':
+        return parse_secret(a, optarg);
     case 'd':
         a->log_level = KILN_LOG_DEBUG;
         return -1;
@@ -168,6 +250,8 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"progress", required_argument, NULL, 'p'},
         {"log-level", required_argument, NULL, 'l'},
         {"debug", no_argument, NULL, 'd'},
+        {"local", required_argument, NULL, 'L'},
+        {"secret", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -304,6 +388,8 @@ static int solve(kiln_engine_t *engine, const struct build_args *a,
     so.no_cache = a->no_cache;
     so.on_event = kiln_cli_progress_event;
     so.userdata = progress;
+    so.locals = a->locals;
+    so.secrets = a->secrets;
     rc = kiln_solve_start(engine, &so, &err, &s);
     if (rc < 0) {
         return kiln_cli_error(&err);
@@ -368,5 +454,10 @@ int kiln_cli_build(int argc, char **argv)
     }
     kiln_definition_free(def);
     kiln_cli_output_free(&a.out);
+    free(a.locals);
+    for (size_t i = 0; i < a.n_secrets; i++) {
+        free((char *)a.secrets[i]);
+    }
+    free(a.secrets);
     return rc;
 }

@@ -85,6 +85,9 @@ static void handle_msg(kiln_engine_t *e, kiln__msg_t *m)
             kiln__solve_cancel_on_loop(s);
         }
         break;
+    case MSG_JOB_DONE:
+        kiln__solve_job_ended(m->job);
+        break;
     case MSG_STOP:
         e->stopping = true;
         for (s = e->solves; s != NULL; s = s->next) {
@@ -217,7 +220,10 @@ int kiln_engine_new(const kiln_engine_options_t *o, kiln_error_t *err,
     e->limit[KILN__POOL_PROCESS] = o->process_jobs ? o->process_jobs : 64;
     e->log_level = o->log_level;
     e->next_id = 1;
-    rc = kiln__store_open(o->root, err, &e->store);
+    rc = kiln__registry_load(o->plugin_path, err, &e->plugins);
+    if (rc == 0) {
+        rc = kiln__store_open(o->root, err, &e->store);
+    }
     if (rc == 0) {
         rc = start_loop(e, o, err);
     }
@@ -254,6 +260,7 @@ void kiln_engine_free(kiln_engine_t *e)
         uv_loop_close(e->loop);
     }
     kiln__store_close(e->store);
+    kiln__registry_free(e->plugins);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <uv.h>
 
+#include "plugin/registry.h"
 #include "solver/solve.h"
 #include "store/store.h"
 
@@ -22,24 +23,28 @@ struct kiln__job {
     uv_work_t work;
     int status;
     bool cached;          /* found under a slow key: nothing ran */
+    bool threaded;        /* runs on a thread of its own */
     kiln_error_t error;
     kiln__job_t *next;    /* in-flight list */
 };
 
-enum kiln__msg_type { MSG_START, MSG_CANCEL, MSG_STOP };
+enum kiln__msg_type { MSG_START, MSG_CANCEL, MSG_STOP, MSG_JOB_DONE };
 
 typedef struct kiln__msg {
     enum kiln__msg_type type;
     uint64_t solve_id;
     kiln_solve_t *solve; /* MSG_START only: ownership passes to the loop */
+    kiln__job_t *job;    /* MSG_JOB_DONE: a job of the process pool ended */
     struct kiln__msg *next;
 } kiln__msg_t;
 
 struct kiln_engine {
     kiln__store_t *store;
+    kiln__registry_t *plugins;
     char *root;
     unsigned limit[KILN__N_POOLS];   /* jobs at once per pool */
     unsigned running[KILN__N_POOLS]; /* jobs in flight, all solves */
+    unsigned threads;                /* of those, on threads of their own */
     kiln_log_level_t log_level;
 
     uv_loop_t *loop;

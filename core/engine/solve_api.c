@@ -21,8 +21,10 @@ static int init_nodes(kiln_solve_t *s, kiln_error_t *err)
         n->v = &def->vertices[i];
         n->number = (uint32_t)i + 1;
         n->ignore_cache = n->v->meta != NULL && n->v->meta->ignore_cache;
-        n->pool = n->v->kind == KILN_OP_EXEC ? KILN__POOL_PROCESS
-                                             : KILN__POOL_CPU;
+        /* Exec ops and sources (downloads, clones) mostly wait. */
+        n->pool = n->v->kind == KILN_OP_EXEC || n->v->kind == KILN_OP_SOURCE
+                      ? KILN__POOL_PROCESS
+                      : KILN__POOL_CPU;
         n->name = kiln__vertex_summary(n->v);
         if (n->name == NULL) {
             return kiln__fail(err, KILN_ENOMEM, "out of memory");
@@ -156,6 +158,7 @@ void kiln_solve_free(kiln_solve_t *s)
             }
             free(n->snapshots);
             kiln__cachemap_free(n->cm);
+            free(n->pin);
             free(n->keys);
             free(n->users);
             free(n->name);

@@ -18,6 +18,7 @@
 
 #include "solver/cachemap.h"
 #include "solver/solve.h"
+#include "solver/source.h"
 
 #define KEY_DOMAIN "kiln.key.v1"
 
@@ -112,22 +113,15 @@ int kiln__solve_slow_keys(const kiln_solve_t *s, const kiln__node_t *n,
 
 static int node_keys(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 {
-    const Pb__Op *op = n->v->op;
     size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
     int rc;
 
     if (n->v->kind == KILN_OP_SOURCE) {
-        /* A source's key needs its plugin's content pin. */
-        const char *id = op->source->identifier;
-        const char *colon = strstr(id, "://");
-        int len = colon != NULL ? (int)(colon - id) : (int)strcspn(id, ":");
-
-        return kiln__fail(err, KILN_ENOTSUP,
-                          "%s: no source plugin handles scheme '%.*s' "
-                          "(loaded: none)",
-                          n->name, len, id);
+        /* A source's key is its plugin's content pin. */
+        rc = kiln__source_resolve(s, n, err);
+    } else {
+        rc = kiln__cachemap_vertex(n->v, NULL, KILN_CM_CURRENT, &n->cm, err);
     }
-    rc = kiln__cachemap_vertex(n->v, NULL, KILN_CM_CURRENT, &n->cm, err);
     if (rc < 0) {
         return rc;
     }

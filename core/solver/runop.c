@@ -22,6 +22,7 @@
 #include "fileop/fileop.h"
 #include "solver/cachemap.h"
 #include "solver/run.h"
+#include "solver/source.h"
 
 int kiln__run_lookup(kiln_engine_t *e, const char *key, char **snapshot,
                      kiln_error_t *err)
@@ -486,6 +487,46 @@ out:
     return rc;
 }
 
+/* A source: its plugin fills one new layer on scratch. */
+static int run_source(struct run *r, kiln_fileop_result_t **res,
+                      kiln_error_t *err)
+{
+    kiln_fileop_result_t *out = calloc(1, sizeof(*out));
+    char dir[4096];
+    int rc = out != NULL ? new_layer(r, dir, sizeof(dir), err)
+                         : kiln__fail(err, KILN_ENOMEM, "out of memory");
+
+    if (rc == 0) {
+        rc = kiln__source_fetch(r->s, r->n, dir, err);
+    }
+    if (rc == 0) {
+        out->outputs = calloc(1, sizeof(*out->outputs));
+        if (out->outputs != NULL) {
+            out->outputs[0].layers = calloc(1, sizeof(*out->outputs[0].layers));
+        }
+        if (out->outputs == NULL || out->outputs[0].layers == NULL ||
+            (out->outputs[0].layers[0].dir = strdup(dir)) == NULL) {
+            rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+        } else {
+            out->n_outputs = 1;
+            out->outputs[0].base = -1;
+            out->outputs[0].n_layers = 1;
+            out->outputs[0].layers[0].created = true;
+        }
+    }
+    if (rc < 0 && out != NULL && out->outputs != NULL) {
+        free(out->outputs[0].layers);
+        free(out->outputs);
+        out->outputs = NULL;
+    }
+    if (rc < 0) {
+        free(out);
+        out = NULL;
+    }
+    *res = out;
+    return rc;
+}
+
 static int run_op(struct run *r, const kiln_fileop_env_t *env,
                   kiln_fileop_result_t **res, kiln_error_t *err)
 {
@@ -503,9 +544,7 @@ static int run_op(struct run *r, const kiln_fileop_env_t *env,
                           "this kiln cannot run exec ops (no executor is "
                           "built in)");
     case KILN_OP_SOURCE:
-        return kiln__fail(err, KILN_ENOTSUP,
-                          "no source plugin handles '%s'",
-                          op->source->identifier);
+        return run_source(r, res, err);
     default:
         return kiln__fail(err, KILN_ENOTSUP, "kiln cannot run %s ops",
                           kiln__op_kind_name(r->n->v->kind));

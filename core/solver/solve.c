@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "solver/run.h"
@@ -65,7 +66,7 @@ static void on_tick(uv_timer_t *t)
         }
         done = atomic_load(&n->done_bytes);
         if (done != n->sent_bytes) {
-            emit_progress(s, n, done, 0);
+            emit_progress(s, n, done, atomic_load(&n->total_bytes));
         }
     }
 }
@@ -349,18 +350,76 @@ static void run_work(uv_work_t *w)
         kiln__run_node(job->owner, job->node, &job->cached, &job->error);
 }
 
+/* Loop thread: a job ended (on the thread pool or a thread of its own). */
+void kiln__solve_job_ended(kiln__job_t *job)
+{
+    kiln_engine_t *e = job->owner->engine;
+
+    e->running[job->pool]--;
+    if (job->threaded && --e->threads == 0 && e->loop != &e->own_loop) {
+        uv_unref((uv_handle_t *)e->async);
+    }
+    kiln__solve_flush(job->owner);
+    kiln__solve_job_done(job); /* frees job */
+    kiln__engine_dispatch(e);
+}
+
 static void run_done(uv_work_t *w, int status)
 {
     kiln__job_t *job = w->data;
-    kiln_engine_t *e = job->owner->engine;
 
     if (status < 0 && job->status == 0) {
         job->status = kiln__fail(&job->error, KILN_ECANCELED, "canceled");
     }
-    e->running[job->pool]--;
-    kiln__solve_flush(job->owner);
-    kiln__solve_job_done(job); /* frees job */
-    kiln__engine_dispatch(e);
+    kiln__solve_job_ended(job);
+}
+
+/*
+ * Jobs of the process pool (sources, exec ops) block for long and may be
+ * many at once: each gets a thread of its own, so that they never starve
+ * libuv's small thread pool, and reports its end through the engine's
+ * message queue.
+ */
+static void *process_main(void *arg)
+{
+    kiln__job_t *job = arg;
+    kiln__msg_t *m = calloc(1, sizeof(*m));
+
+    run_work(&job->work);
+    if (m == NULL) {
+        /* Cannot tell the loop: keep trying, it is one small allocation. */
+        while ((m = calloc(1, sizeof(*m))) == NULL) {
+            usleep(10000);
+        }
+    }
+    m->type = MSG_JOB_DONE;
+    m->job = job;
+    kiln__engine_post(job->owner->engine, m);
+    return NULL;
+}
+
+static int start_job(kiln_engine_t *e, kiln__job_t *job)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc;
+
+    if (job->pool != KILN__POOL_PROCESS) {
+        return uv_queue_work(e->loop, &job->work, run_work, run_done);
+    }
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, process_main, job);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        return -rc;
+    }
+    /* An embedder's loop must stay alive until the thread reports back. */
+    job->threaded = true;
+    if (e->threads++ == 0 && e->loop != &e->own_loop) {
+        uv_ref((uv_handle_t *)e->async);
+    }
+    return 0;
 }
 
 /* Finds a job in flight for `key` in any solve of the engine. */
@@ -419,7 +478,12 @@ static void start_node(kiln_solve_t *s, kiln__node_t *n)
         e->inflight = job;
         n->job = job;
         e->running[n->pool]++;
-        uv_queue_work(e->loop, &job->work, run_work, run_done);
+        if (start_job(e, job) < 0) {
+            /* Could not start: end it as failed, on the loop. */
+            job->status = kiln__fail(&job->error, KILN_ENOMEM,
+                                     "cannot start a thread for the op");
+            kiln__solve_job_ended(job);
+        }
         return;
     }
     s->running--;
@@ -474,9 +538,11 @@ static void node_succeeded(kiln_solve_t *s, kiln__node_t *n,
         kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CACHED, NULL);
     } else {
         uint64_t done = atomic_load(&job->node->done_bytes);
+        uint64_t total = atomic_load(&job->node->total_bytes);
 
         if (done != n->sent_bytes) {
-            emit_progress(s, n, done, done); /* the final figure */
+            /* The final figure. */
+            emit_progress(s, n, done, total > done ? total : done);
         }
         n->state = NODE_DONE;
         s->stats.run++;

@@ -74,6 +74,8 @@ struct kiln__node {
     kiln__job_t *job;         /* while running or waiting on another solve */
     struct kiln__cachemap *cm; /* the op's cache map, from keys.c */
     _Atomic uint64_t done_bytes; /* progress of the run, written by it */
+    _Atomic uint64_t total_bytes; /* expected, 0 if unknown */
+    char *pin;                   /* sources: what the plugin pinned */
     uint64_t sent_bytes;         /* done_bytes last reported (loop) */
 };
 
@@ -115,6 +117,9 @@ void kiln__solve_begin(kiln_solve_t *s);
 /* Loop thread: starts ready nodes of `s` while the engine has free job
  * slots; ends the solve when nothing is left to do. */
 void kiln__solve_dispatch(kiln_solve_t *s);
+
+/* Loop thread: a job ended; release its slot, then as below. */
+void kiln__solve_job_ended(kiln__job_t *job);
 
 /* Loop thread: a job finished; update every node that waited on it. */
 void kiln__solve_job_done(kiln__job_t *job);

@@ -285,12 +285,20 @@ typedef struct kiln_solve_options {
     /* With an embedder's loop: called on the loop when the solve ends, with
      * its status (0 or a KILN_E* code; see kiln_solve_status()). */
     void (*on_done)(kiln_solve_t *solve, int status, void *userdata);
+    /* Local directories for local:// sources: "NAME=DIR" strings,
+     * NULL-terminated (kiln build --local NAME=DIR); may be NULL. Borrowed
+     * until the solve ends. */
+    const char *const *locals;
+    /* Secrets for source plugins (and later exec mounts): "ID=PATH"
+     * strings, NULL-terminated (kiln build --secret id=ID,src=PATH); the
+     * files are read when a plugin asks, never stored. May be NULL. */
+    const char *const *secrets;
 } kiln_solve_options_t;
 
 #define KILN_SOLVE_OPTIONS_INIT                                                \
     {                                                                          \
         sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
-            NULL, NULL, NULL                                                   \
+            NULL, NULL, NULL, NULL, NULL                                       \
     }
 
 /*
@@ -330,6 +338,52 @@ KILN_EXTERN void kiln_solve_free(kiln_solve_t *solve);
 /* kiln_solve_start() + kiln_solve_wait() + kiln_solve_free(). */
 KILN_EXTERN int kiln_solve(kiln_engine_t *engine,
                            const kiln_solve_options_t *opts, kiln_error_t *err);
+
+/*
+ * Source plugins (see <kiln/plugin.h> and docs/plugins.md). Both functions
+ * load the plugins as an engine does: the directories of `plugin_path`
+ * (colon-separated; NULL: $KILN_PLUGIN_PATH), then the installed plugin
+ * directory, then, for programs in kiln's build tree, the plugins built
+ * there. A plugin that cannot be loaded is an error naming its file.
+ */
+typedef struct kiln_plugin_info {
+    const char *name;
+    const char *version;
+    const char *description;     /* may be NULL */
+    const char *path;            /* the module's file */
+    const char *const *schemes;  /* NULL-terminated */
+} kiln_plugin_info_t;
+
+/* Called once per loaded plugin, in load order; non-zero stops. */
+typedef int (*kiln_plugin_cb)(const kiln_plugin_info_t *info, void *userdata);
+
+/* Lists the plugins that load; the info is borrowed for the callback. */
+KILN_EXTERN int kiln_plugins_list(const char *plugin_path, kiln_plugin_cb cb,
+                                  void *userdata, kiln_error_t *err);
+
+/* A SourceOp as a plugin's translate() makes it. Free with
+ * kiln_translated_free() (NULL is a no-op). */
+typedef struct kiln_translated {
+    char *identifier;
+    size_t n_attrs;
+    char **keys;   /* in byte order */
+    char **values;
+} kiln_translated_t;
+
+/*
+ * Asks the plugin that owns `scheme` to translate `params` ("KEY=VALUE"
+ * strings, NULL-terminated) into the SourceOp identifier and attrs BuildKit
+ * would write (what `kiln source translate` prints). Errors: KILN_ENOENT
+ * (no plugin owns the scheme; the loaded ones are named), KILN_ENOTSUP
+ * (the plugin takes no parameters), KILN_EINVAL (a malformed parameter;
+ * the plugin's message), load errors.
+ */
+KILN_EXTERN int kiln_source_translate(const char *plugin_path,
+                                      const char *scheme,
+                                      const char *const *params,
+                                      kiln_translated_t **out,
+                                      kiln_error_t *err);
+KILN_EXTERN void kiln_translated_free(kiln_translated_t *t);
 
 /*
  * Store management: what `kiln du`, `kiln prune` and `kiln logs` show.

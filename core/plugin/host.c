@@ -1,0 +1,451 @@
+/*
+ * The host table plugins call, and the jobs its functions act on. A job
+ * carries what one hook call may reach: the store (key-value store, blobs,
+ * cache directory), the solve (diagnostics, cancellation, local
+ * directories, secrets) and the vertex (progress). Nothing a plugin hands
+ * over is kept by reference: strings are copied, values are copied into
+ * the plugin's buffers.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fileop/fileop_int.h"
+#include "plugin/registry.h"
+#include "solver/solve.h"
+#include "store/store.h"
+
+struct kiln_job {
+    const kiln__plugin_t *p;
+    kiln__job_ctx_t ctx;
+    kiln_error_t err;
+    char *pin;
+    char *cache_dir;
+    char *local_dir;
+};
+
+kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx)
+{
+    kiln_job_t *job = calloc(1, sizeof(*job));
+
+    if (job != NULL) {
+        job->p = p;
+        if (ctx != NULL) {
+            job->ctx = *ctx;
+        }
+    }
+    return job;
+}
+
+void kiln__job_free(kiln_job_t *job)
+{
+    if (job == NULL) {
+        return;
+    }
+    free(job->pin);
+    free(job->cache_dir);
+    free(job->local_dir);
+    free(job);
+}
+
+const char *kiln__job_error(kiln_job_t *job, int rc)
+{
+    if (job->err.message[0] == '\0') {
+        snprintf(job->err.message, sizeof(job->err.message),
+                 "plugin '%s' failed without saying why (%s)",
+                 job->p->desc->name, strerror(rc < 0 ? -rc : EIO));
+    }
+    return job->err.message;
+}
+
+const char *kiln__job_pin(const kiln_job_t *job)
+{
+    return job->pin;
+}
+
+/* ---- attrs ---- */
+
+static const char *h_attr_get(const kiln_attrs_t *a, const char *key)
+{
+    return kiln__attrs_get(a, key);
+}
+
+static int h_attr_set(kiln_attrs_t *a, const char *key, const char *value)
+{
+    return kiln__attrs_set(a, key, value);
+}
+
+static size_t h_attr_count(const kiln_attrs_t *a)
+{
+    return kiln__attrs_count(a);
+}
+
+static const char *h_attr_key(const kiln_attrs_t *a, size_t i)
+{
+    return kiln__attrs_key(a, i);
+}
+
+static const char *h_attr_value(const kiln_attrs_t *a, size_t i)
+{
+    return kiln__attrs_value(a, i);
+}
+
+/* ---- reporting ---- */
+
+static void h_log(kiln_job_t *job, enum kiln_plugin_log_level level,
+                  const char *fmt, ...)
+{
+    char msg[KILN_ERROR_MAX];
+    va_list ap;
+
+    if (job == NULL || job->ctx.solve == NULL) {
+        return; /* no build to show it in */
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    kiln__solve_note(job->ctx.solve, job->ctx.node,
+                     level > KILN_PLUGIN_LOG_DEBUG ? KILN_LOG_DEBUG
+                                                   : (kiln_log_level_t)level,
+                     "%s: %s", job->p->desc->name, msg);
+}
+
+static int h_fail(kiln_job_t *job, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (code >= 0) {
+        code = -EIO;
+    }
+    if (job == NULL) {
+        return code;
+    }
+    va_start(ap, fmt);
+    vsnprintf(job->err.message, sizeof(job->err.message), fmt, ap);
+    va_end(ap);
+    job->err.code = code;
+    return code;
+}
+
+static void h_progress(kiln_job_t *job, uint64_t done, uint64_t total)
+{
+    if (job != NULL && job->ctx.node != NULL) {
+        atomic_store(&job->ctx.node->done_bytes, done);
+        atomic_store(&job->ctx.node->total_bytes, total);
+    }
+}
+
+static int h_cancelled(const kiln_job_t *job)
+{
+    return job != NULL && job->ctx.solve != NULL &&
+           atomic_load(&job->ctx.solve->stop);
+}
+
+static int h_set_pin(kiln_job_t *job, const char *pin)
+{
+    char *copy;
+
+    if (job == NULL || pin == NULL || pin[0] == '\0') {
+        return -EINVAL;
+    }
+    if ((copy = strdup(pin)) == NULL) {
+        return -ENOMEM;
+    }
+    free(job->pin);
+    job->pin = copy;
+    return 0;
+}
+
+/* ---- storage ---- */
+
+static int mkdirs(char *path)
+{
+    for (char *p = path + 1; *p != '\0'; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+                *p = '/';
+                return -errno;
+            }
+            *p = '/';
+        }
+    }
+    return mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
+}
+
+static const char *h_cache_dir(kiln_job_t *job)
+{
+    char *dir;
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return NULL;
+    }
+    if (job->cache_dir != NULL) {
+        return job->cache_dir;
+    }
+    if (asprintf(&dir, "%s/plugins/%s", kiln__store_root(job->ctx.store),
+                 job->p->desc->name) < 0) {
+        return NULL;
+    }
+    if (mkdirs(dir) < 0) {
+        free(dir);
+        return NULL;
+    }
+    job->cache_dir = dir;
+    return dir;
+}
+
+/* Copies a failure of the store into the job; returns its code. */
+static int store_fail(kiln_job_t *job, int rc, const kiln_error_t *err)
+{
+    if (rc < 0 && rc != KILN_ENOENT && rc != -ERANGE) {
+        h_fail(job, rc, "%s", err->message);
+    }
+    return rc;
+}
+
+static int no_store(kiln_job_t *job)
+{
+    return h_fail(job, -ENOTSUP, "no store is open for this call");
+}
+
+static int h_kv_get(kiln_job_t *job, const char *key, void *buf, size_t size,
+                    size_t *len)
+{
+    kiln_error_t err = {0};
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    return store_fail(job,
+                      kiln__store_kv_get(job->ctx.store, job->p->desc->name,
+                                         key, buf, size, len, &err),
+                      &err);
+}
+
+static int h_kv_set(kiln_job_t *job, const char *key, const void *value,
+                    size_t len)
+{
+    kiln_error_t err = {0};
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    return store_fail(job,
+                      kiln__store_kv_set(job->ctx.store, job->p->desc->name,
+                                         key, value, len, &err),
+                      &err);
+}
+
+static int h_kv_delete(kiln_job_t *job, const char *key)
+{
+    kiln_error_t err = {0};
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    return store_fail(job,
+                      kiln__store_kv_delete(job->ctx.store, job->p->desc->name,
+                                            key, &err),
+                      &err);
+}
+
+/* "ID=VALUE" entries of a NULL-terminated list: the value of `id`. */
+static const char *lookup_pair(const char *const *list, const char *id)
+{
+    size_t n = strlen(id);
+
+    for (; list != NULL && *list != NULL; list++) {
+        if (strncmp(*list, id, n) == 0 && (*list)[n] == '=') {
+            return *list + n + 1;
+        }
+    }
+    return NULL;
+}
+
+static int h_secret_get(kiln_job_t *job, const char *id, void *buf,
+                        size_t size, size_t *len)
+{
+    const char *path = NULL;
+    uint8_t *data = NULL;
+    kiln_error_t err = {0};
+    size_t n = 0;
+    int rc;
+
+    if (job == NULL || id == NULL) {
+        return -EINVAL;
+    }
+    if (job->ctx.solve != NULL) {
+        path = lookup_pair(job->ctx.solve->opts.secrets, id);
+    }
+    if (path == NULL) {
+        return -ENOENT;
+    }
+    rc = kiln__read_file(path, 1u << 20, &data, &n, &err);
+    if (rc < 0) {
+        return h_fail(job, rc, "secret '%s': %s", id, err.message);
+    }
+    *len = n;
+    if (n > size) {
+        free(data);
+        return -ERANGE;
+    }
+    memcpy(buf, data, n);
+    explicit_bzero(data, n);
+    free(data);
+    return 0;
+}
+
+static int h_blob_open(kiln_job_t *job, const char *digest, int *fd)
+{
+    kiln_error_t err = {0};
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    return store_fail(
+        job, kiln__store_blob_open(job->ctx.store, digest, fd, &err), &err);
+}
+
+static int h_blob_create(kiln_job_t *job, int *fd, void **w)
+{
+    kiln_error_t err = {0};
+    kiln__store_blob_writer_t *bw = NULL;
+    int rc;
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    rc = kiln__store_blob_create(job->ctx.store, fd, &bw, &err);
+    *w = bw;
+    return store_fail(job, rc, &err);
+}
+
+static int h_blob_commit(kiln_job_t *job, void *w, const char *expect,
+                         char digest[72])
+{
+    kiln_error_t err = {0};
+    int rc;
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    rc = kiln__store_blob_commit(job->ctx.store, w, expect, digest, &err);
+    if (rc < 0) {
+        h_fail(job, rc, "%s", err.message);
+    }
+    return rc;
+}
+
+static void h_blob_abort(kiln_job_t *job, void *w)
+{
+    if (job != NULL && job->ctx.store != NULL && w != NULL) {
+        kiln__store_blob_abort(job->ctx.store, w);
+    }
+}
+
+static int h_blob_path(kiln_job_t *job, const char *digest, char *buf,
+                       size_t size)
+{
+    kiln_error_t err = {0};
+
+    if (job == NULL || job->ctx.store == NULL) {
+        return no_store(job);
+    }
+    return store_fail(
+        job, kiln__store_blob_path(job->ctx.store, digest, buf, size, &err),
+        &err);
+}
+
+static const char *h_local_dir(kiln_job_t *job, const char *name)
+{
+    const char *dir;
+    char *abs;
+
+    if (job == NULL || job->ctx.solve == NULL || name == NULL) {
+        return NULL;
+    }
+    dir = lookup_pair(job->ctx.solve->opts.locals, name);
+    if (dir == NULL || (abs = realpath(dir, NULL)) == NULL) {
+        return NULL;
+    }
+    free(job->local_dir);
+    job->local_dir = abs;
+    return abs;
+}
+
+/* ---- patterns ---- */
+
+static int h_patterns_new(kiln_job_t *job, const char *const *patterns,
+                          size_t n, kiln_patterns_t **out)
+{
+    kiln__fo_patterns_t *p = NULL;
+    kiln_error_t err = {0};
+    int rc = kiln__fo_patterns_new((char *const *)patterns, n, &p, &err);
+
+    if (rc < 0) {
+        return h_fail(job, rc, "%s", err.message);
+    }
+    *out = (kiln_patterns_t *)p;
+    return 0;
+}
+
+static void h_patterns_free(kiln_patterns_t *p)
+{
+    kiln__fo_patterns_free((kiln__fo_patterns_t *)p);
+}
+
+static int h_patterns_match(const kiln_patterns_t *p, const char *path)
+{
+    const kiln__fo_patterns_t *fp = (const kiln__fo_patterns_t *)p;
+    bool *info = calloc(kiln__fo_patterns_count(fp) + 1, sizeof(*info));
+    bool m;
+
+    if (info == NULL) {
+        return -ENOMEM;
+    }
+    m = kiln__fo_patterns_match(fp, path, NULL, info);
+    free(info);
+    return m ? 1 : 0;
+}
+
+static int h_patterns_exclusions(const kiln_patterns_t *p)
+{
+    return kiln__fo_patterns_exclusions((const kiln__fo_patterns_t *)p) ? 1
+                                                                         : 0;
+}
+
+const kiln_host_t kiln__host = {
+    .size = sizeof(kiln_host_t),
+    .abi_minor = KILN_PLUGIN_ABI_MINOR,
+    .attr_get = h_attr_get,
+    .attr_set = h_attr_set,
+    .attr_count = h_attr_count,
+    .attr_key = h_attr_key,
+    .attr_value = h_attr_value,
+    .log = h_log,
+    .fail = h_fail,
+    .progress = h_progress,
+    .cancelled = h_cancelled,
+    .set_pin = h_set_pin,
+    .cache_dir = h_cache_dir,
+    .kv_get = h_kv_get,
+    .kv_set = h_kv_set,
+    .kv_delete = h_kv_delete,
+    .secret_get = h_secret_get,
+    .blob_open = h_blob_open,
+    .blob_create = h_blob_create,
+    .blob_commit = h_blob_commit,
+    .blob_abort = h_blob_abort,
+    .blob_path = h_blob_path,
+    .local_dir = h_local_dir,
+    .patterns_new = h_patterns_new,
+    .patterns_free = h_patterns_free,
+    .patterns_match = h_patterns_match,
+    .patterns_exclusions = h_patterns_exclusions,
+};
