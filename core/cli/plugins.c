@@ -50,11 +50,21 @@ static int print_plugin(const kiln_plugin_info_t *p, void *ud)
         free(text);
         return 0;
     }
-    printf("%-14s %-9s ", p->name, p->version != NULL ? p->version : "-");
-    for (const char *const *x = p->schemes; *x != NULL; x++) {
-        printf("%s%s", x == p->schemes ? "" : ",", *x);
+    {
+        char schemes[256] = "";
+        size_t used = 0;
+
+        for (const char *const *x = p->schemes; *x != NULL; x++) {
+            int n = snprintf(schemes + used, sizeof(schemes) - used, "%s%s",
+                             x == p->schemes ? "" : ",", *x);
+            if (n < 0 || (size_t)n >= sizeof(schemes) - used) {
+                break;
+            }
+            used += (size_t)n;
+        }
+        printf("%-14s %-9s %-16s %s\n", p->name,
+               p->version != NULL ? p->version : "-", schemes, p->path);
     }
-    printf("  %s\n", p->path);
     return 0;
 }
 
@@ -86,7 +96,7 @@ int kiln_cli_plugins(int argc, char **argv)
                                     argv[optind]);
     }
     if (!json) {
-        printf("%-14s %-9s %s  %s\n", "NAME", "VERSION", "SCHEMES", "PATH");
+        printf("%-14s %-9s %-16s %s\n", "NAME", "VERSION", "SCHEMES", "PATH");
     }
     if (kiln_plugins_list(NULL, print_plugin, &json, &err) < 0) {
         fflush(stdout);

@@ -92,6 +92,29 @@ kiln_llb_state_t *kiln_llb_source_attr(kiln_llb_state_t *st, const char *key,
     return st;
 }
 
+kiln_llb_state_t *kiln_llb_plugin_source(kiln_llb_t *b, const char *scheme,
+                                         const char *const *params)
+{
+    static const char fn[] = "kiln_llb_plugin_source";
+    kiln_translated_t *t = NULL;
+    kiln_error_t err = {0};
+    kiln_llb_state_t *st;
+
+    if (b == NULL) {
+        return NULL;
+    }
+    if (kiln_source_translate(NULL, scheme, params, &t, &err) < 0) {
+        kiln__llb_fail(b, err.code, "%s: %s", fn, err.message);
+        return NULL;
+    }
+    st = kiln_llb_source(b, t->identifier);
+    for (size_t i = 0; st != NULL && i < t->n_attrs; i++) {
+        st = kiln_llb_source_attr(st, t->keys[i], t->values[i]);
+    }
+    kiln_translated_free(t);
+    return st;
+}
+
 kiln_llb_state_t *kiln_llb_image(kiln_llb_t *b, const char *ref)
 {
     static const char fn[] = "kiln_llb_image";

@@ -142,6 +142,20 @@ KILN_EXTERN kiln_llb_state_t *
 kiln_llb_source_attr(kiln_llb_state_t *st, const char *key, const char *value);
 
 /*
+ * A source made by the plugin that owns `scheme`: its translate() turns
+ * `params` ("KEY=VALUE" strings, NULL-terminated; as for `kiln source
+ * translate`) into the identifier and attrs, so any plugin's sources,
+ * custom ones included, can be built from C. Plugins are found as by
+ * kiln_source_translate() with the default path ($KILN_PLUGIN_PATH, the
+ * installed and build-tree plugins). A plugin error (no plugin for the
+ * scheme, a bad parameter) is recorded in the builder with the plugin's
+ * message. No capabilities are declared.
+ */
+KILN_EXTERN kiln_llb_state_t *
+kiln_llb_plugin_source(kiln_llb_t *b, const char *scheme,
+                       const char *const *params);
+
+/*
  * A container image (Go's llb.Image). The reference is normalized as
  * Docker does: "busybox" becomes docker.io/library/busybox:latest,
  * "127.0.0.1:5000/busybox:latest" is kept, a digest is kept (no tag added).

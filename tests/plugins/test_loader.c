@@ -298,6 +298,45 @@ static void test_example_plugin(void **state)
     kiln_translated_free(t);
 }
 
+/* The builder asks the plugin: the same op as written by hand. */
+static void test_builder_plugin_source(void **state)
+{
+    const char *params[] = {"name=cfg", "file.a=1", NULL};
+    const char *bad[] = {"name=cfg", "nope=1", NULL};
+    kiln_translated_t *t = NULL;
+    kiln_definition_t *want, *got = NULL;
+    kiln_error_t err = {0};
+    kiln_llb_t *b;
+    uint8_t *bytes;
+    size_t len;
+
+    (void)state;
+    use_example();
+    assert_int_equal(kiln_source_translate(NULL, "inline", params, &t, &err),
+                     0);
+    want = inline_def(t);
+    assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
+    assert_int_equal(kiln_llb_marshal(b,
+                                      kiln_llb_plugin_source(b, "inline",
+                                                             params),
+                                      &bytes, &len, &err),
+                     0);
+    assert_int_equal(kiln_definition_load(bytes, len, &err, &got), 0);
+    assert_string_equal(kiln_definition_result(got, NULL),
+                        kiln_definition_result(want, NULL));
+    kiln_free(bytes);
+    kiln_llb_free(b);
+    /* A plugin's refusal is the builder's error, with the message. */
+    assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
+    assert_null(kiln_llb_plugin_source(b, "inline", bad));
+    assert_int_equal(kiln_llb_error(b, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.message, "unknown parameter 'nope'"));
+    kiln_llb_free(b);
+    kiln_definition_free(want);
+    kiln_definition_free(got);
+    kiln_translated_free(t);
+}
+
 static void test_unknown_scheme(void **state)
 {
     kiln_translated_t t = {.identifier = "nosuch://thing"};
@@ -325,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_plugin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_builder_plugin_source, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
