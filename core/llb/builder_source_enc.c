@@ -299,9 +299,11 @@ int kiln__llb_encode_source(kiln__enc_t *e, kiln__op_t *op, Pb__Op *pop,
         const kiln__kv_t *kv = src->attrs.v[i];
         rc = put_attr(e, &attrs, kv->key, kv->value);
     }
-    /* Go adds the client's unique id to every sessionless local source. */
+    /* Go adds the client's unique id to every sessionless local source
+     * that does not carry one of its own (llb.LocalUniqueID). */
     if (rc == 0 && strncmp(id, "local://", 8) == 0 &&
-        !has_attr(&attrs, "local.session")) {
+        !has_attr(&attrs, "local.session") &&
+        !has_attr(&attrs, "local.unique")) {
         rc = put_attr(e, &attrs, "local.unique", e->b->local_unique);
         kiln__caps_add(caps, "source.local.unique");
     }
