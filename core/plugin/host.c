@@ -98,6 +98,11 @@ static const char *h_attr_value(const kiln_attrs_t *a, size_t i)
 /* ---- reporting ---- */
 
 static void h_log(kiln_job_t *job, enum kiln_plugin_log_level level,
+                  const char *fmt, ...) KILN_PLUGIN_PRINTF(3, 4);
+static int h_fail(kiln_job_t *job, int code, const char *fmt, ...)
+    KILN_PLUGIN_PRINTF(3, 4);
+
+static void h_log(kiln_job_t *job, enum kiln_plugin_log_level level,
                   const char *fmt, ...)
 {
     char msg[KILN_ERROR_MAX];
