@@ -114,6 +114,14 @@ static void h_log(kiln_job_t *job, enum kiln_plugin_log_level level,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (job->ctx.node != NULL) {
+        /* Only this job's thread writes the vertex's output. */
+        static const char *const names[] = {"error", "warn", "info",
+                                            "debug"};
+        kiln__buf_printf(&job->ctx.node->output, "[%s] %s\n",
+                         names[level <= KILN_PLUGIN_LOG_DEBUG ? level : 3],
+                         msg);
+    }
     kiln__solve_note(job->ctx.solve, job->ctx.node,
                      level > KILN_PLUGIN_LOG_DEBUG ? KILN_LOG_DEBUG
                                                    : (kiln_log_level_t)level,

@@ -612,6 +612,11 @@ int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, bool *cached,
             }
         }
     }
+    /* Everything the op said, complete, with each of its records. */
+    for (size_t o = 0; rc == 0 && n->output.len > 0 && o < n_out; o++) {
+        rc = kiln__store_write_log(r.store, n->keys[o], n->output.data,
+                                   n->output.len, err);
+    }
 out:
     free(slow);
     kiln__fileop_result_free(res);

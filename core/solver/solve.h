@@ -76,6 +76,8 @@ struct kiln__node {
     _Atomic uint64_t done_bytes; /* progress of the run, written by it */
     _Atomic uint64_t total_bytes; /* expected, 0 if unknown */
     char *pin;                   /* sources: what the plugin pinned */
+    kiln__buf_t output;          /* what the op said while it ran: kept
+                                    with its records (kiln logs) */
     uint64_t sent_bytes;         /* done_bytes last reported (loop) */
 };
 

@@ -212,6 +212,33 @@ static kiln_definition_t *inline_def(const kiln_translated_t *t)
     return def;
 }
 
+/* What `kiln logs` prints for the definition's result op. */
+static void stored_log(kiln_definition_t *def, char *buf, size_t size)
+{
+    kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
+    kiln_error_t err = {0};
+    kiln_engine_t *e;
+    char root[300], path[400];
+    FILE *f;
+    size_t n;
+
+    snprintf(root, sizeof(root), "%s/root", tmp);
+    snprintf(path, sizeof(path), "%s/log", tmp);
+    eo.root = root;
+    assert_int_equal(kiln_engine_new(&eo, &err, &e), 0);
+    f = fopen(path, "w+");
+    assert_non_null(f);
+    if (kiln_engine_logs(e, kiln_definition_result(def, NULL), fileno(f),
+                         &err) != 0) {
+        fail_msg("%s", err.message);
+    }
+    rewind(f);
+    n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    kiln_engine_free(e);
+}
+
 static int solve(kiln_definition_t *def, const char *out,
                  kiln_solve_stats_t *st, kiln_error_t *err)
 {
@@ -290,6 +317,12 @@ static void test_example_plugin(void **state)
     assert_file(path, "port = 80\n", 0644);
     snprintf(path, sizeof(path), "%s/bin/run", out);
     assert_file(path, "#!/bin/sh\n", 0755);
+    /* What the plugin logged is the vertex's stored output. */
+    {
+        char log[512];
+        stored_log(def, log, sizeof(log));
+        assert_string_equal(log, "[debug] wrote inline://cfg\n");
+    }
     /* The same content pins the same: fully cached. */
     assert_int_equal(solve(def, NULL, &st, &err), 0);
     assert_int_equal(st.cached, 1);
