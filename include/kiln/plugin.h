@@ -204,8 +204,10 @@ typedef struct kiln_host {
     /*
      * .dockerignore-style patterns, exactly as BuildKit's pattern matcher
      * (moby/patternmatcher): `*`, `?`, `[...]`, `**`, a leading `!`
-     * re-includes, a leading `/` is ignored, `..` and `.` are cleaned, a
-     * pattern that matches a directory matches everything below it.
+     * re-includes, `..` and `.` are cleaned, a pattern that matches a
+     * directory matches everything below it. A leading `/` is kept, as the
+     * pattern library does (only .dockerignore files drop it when read), so
+     * "/build" matches no relative path.
      * patterns_new compiles patterns[0..n) into *out (free with
      * patterns_free): -EINVAL for a malformed pattern, with the message
      * recorded in the job. patterns_match tells whether the relative,
