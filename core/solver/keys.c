@@ -13,9 +13,11 @@
  * (digest@output plus input links) can be exported from it.
  */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/engine.h"
 #include "solver/cachemap.h"
 #include "solver/solve.h"
 #include "solver/source.h"
@@ -117,8 +119,11 @@ static int node_keys(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
     int rc;
 
     if (n->v->kind == KILN_OP_SOURCE) {
-        /* A source's key is its plugin's content pin. */
-        rc = kiln__source_resolve(s, n, err);
+        /* A source's key is its plugin's content pin (resolve_sources). */
+        rc = n->cm != NULL ? 0
+                           : kiln__fail(err, KILN_EINVAL,
+                                        "%s: source was not resolved",
+                                        n->name);
     } else {
         rc = kiln__cachemap_vertex(n->v, NULL, KILN_CM_CURRENT, &n->cm, err);
     }
@@ -171,11 +176,99 @@ static int topo_order(kiln_solve_t *s, size_t **order, size_t *n_order,
     return 0;
 }
 
+/*
+ * Sources are pinned first, all at once: a resolve may hash a tree or make
+ * a request, so they run on threads of their own (up to the process
+ * pool's limit), and the first failure stops the others from starting.
+ */
+struct resolver {
+    kiln_solve_t *s;
+    const size_t *order;
+    size_t n_order;
+    atomic_size_t next;
+    atomic_bool failed;
+    pthread_mutex_t mu; /* guards rc and err */
+    int rc;
+    kiln_error_t *err;
+};
+
+static void *resolve_main(void *arg)
+{
+    struct resolver *r = arg;
+    size_t i;
+
+    while (!atomic_load(&r->failed) &&
+           (i = atomic_fetch_add(&r->next, 1)) < r->n_order) {
+        kiln__node_t *n = &r->s->nodes[r->order[i]];
+        kiln_error_t err = {0};
+        int rc;
+
+        if (n->v->kind != KILN_OP_SOURCE) {
+            continue;
+        }
+        atomic_store(&n->resolving, true);
+        rc = kiln__source_resolve(r->s, n, &err);
+        atomic_store(&n->resolving, false);
+        if (rc < 0) {
+            pthread_mutex_lock(&r->mu);
+            if (r->rc == 0) {
+                r->rc = rc;
+                *r->err = err;
+            }
+            pthread_mutex_unlock(&r->mu);
+            atomic_store(&r->failed, true);
+        }
+    }
+    return NULL;
+}
+
+static int resolve_sources(kiln_solve_t *s, const size_t *order,
+                           size_t n_order, kiln_error_t *err)
+{
+    struct resolver r = {.s = s, .order = order, .n_order = n_order,
+                         .err = err};
+    size_t n_src = 0, n_threads;
+    pthread_t *threads;
+
+    for (size_t i = 0; i < n_order; i++) {
+        n_src += s->nodes[order[i]].v->kind == KILN_OP_SOURCE;
+    }
+    if (n_src == 0) {
+        return 0;
+    }
+    n_threads = n_src < s->engine->limit[KILN__POOL_PROCESS]
+                    ? n_src
+                    : s->engine->limit[KILN__POOL_PROCESS];
+    threads = calloc(n_threads, sizeof(*threads));
+    pthread_mutex_init(&r.mu, NULL);
+    atomic_init(&r.next, 0);
+    atomic_init(&r.failed, false);
+    /* This thread is one of them; the others are extra. */
+    for (size_t t = 1; threads != NULL && t < n_threads; t++) {
+        if (pthread_create(&threads[t], NULL, resolve_main, &r) != 0) {
+            threads[t] = 0;
+            break;
+        }
+    }
+    resolve_main(&r);
+    for (size_t t = 1; threads != NULL && t < n_threads; t++) {
+        if (threads[t] != 0) {
+            pthread_join(threads[t], NULL);
+        }
+    }
+    free(threads);
+    pthread_mutex_destroy(&r.mu);
+    return r.rc;
+}
+
 int kiln__solve_compute_keys(kiln_solve_t *s, kiln_error_t *err)
 {
     size_t *order = NULL, n_order = 0;
     int rc = topo_order(s, &order, &n_order, err);
 
+    if (rc == 0) {
+        rc = resolve_sources(s, order, n_order, err);
+    }
     for (size_t i = 0; i < n_order && rc == 0; i++) {
         rc = node_keys(s, &s->nodes[order[i]], err);
     }

@@ -61,7 +61,14 @@ static void on_tick(uv_timer_t *t)
         kiln__node_t *n = &s->nodes[i];
         uint64_t done;
 
-        if (n->state != NODE_RUNNING || n->job == NULL || n->job->node != n) {
+        if (!s->planned) {
+            /* The plan owns the nodes: only sources being pinned (a
+             * download, a tree hashed) report, through their atomics. */
+            if (!atomic_load(&n->resolving)) {
+                continue;
+            }
+        } else if (n->state != NODE_RUNNING || n->job == NULL ||
+                   n->job->node != n) {
             continue;
         }
         done = atomic_load(&n->done_bytes);

@@ -75,6 +75,7 @@ struct kiln__node {
     struct kiln__cachemap *cm; /* the op's cache map, from keys.c */
     _Atomic uint64_t done_bytes; /* progress of the run, written by it */
     _Atomic uint64_t total_bytes; /* expected, 0 if unknown */
+    atomic_bool resolving;       /* a source being pinned, during the plan */
     char *pin;                   /* sources: what the plugin pinned */
     kiln__buf_t output;          /* what the op said while it ran: kept
                                     with its records (kiln logs) */
