@@ -68,28 +68,45 @@ static int print_plugin(const kiln_plugin_info_t *p, void *ud)
     return 0;
 }
 
-int kiln_cli_plugins(int argc, char **argv)
+/*
+ * --json and --help, from optind on, up to the first operand (`optstring`
+ * "+:h" stops there, ":h" permutes). Returns -1 to go on, else the exit
+ * status.
+ */
+static int parse_json_opts(const char *cmd, const char *optstring, int argc,
+                           char **argv, void (*usage)(FILE *), bool *json)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    int c;
+
+    while ((c = getopt_long(argc, argv, optstring, opts, NULL)) != -1) {
+        if (c == 'j') {
+            *json = true;
+        } else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            return kiln_cli_bad_option(cmd, c, argv);
+        }
+    }
+    return -1;
+}
+
+int kiln_cli_plugins(int argc, char **argv)
+{
     kiln_error_t err = {0};
     bool json = false;
-    int c;
+    int rc;
 
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            plugins_usage(stdout);
-            return 0;
-        } else {
-            return kiln_cli_bad_option("plugins", c, argv);
-        }
+    rc = parse_json_opts("plugins", ":h", argc, argv, plugins_usage, &json);
+    if (rc >= 0) {
+        return rc;
     }
     if (optind < argc) {
         return kiln_cli_usage_error("plugins", "unexpected argument '%s'",
@@ -159,28 +176,17 @@ static int print_translated(const kiln_translated_t *t, bool json)
 
 int kiln_cli_source(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
     kiln_translated_t *t = NULL;
     kiln_error_t err = {0};
     bool json = false;
-    int c, rc;
+    int rc;
 
     opterr = 0;
     optind = 1;
     /* '+': parameters after the scheme may start with '-'. */
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            source_usage(stdout);
-            return 0;
-        } else {
-            return kiln_cli_bad_option("source", c, argv);
-        }
+    rc = parse_json_opts("source", "+:h", argc, argv, source_usage, &json);
+    if (rc >= 0) {
+        return rc;
     }
     if (optind == argc || strcmp(argv[optind], "translate") != 0) {
         return kiln_cli_usage_error(
@@ -189,15 +195,9 @@ int kiln_cli_source(int argc, char **argv)
             optind < argc ? argv[optind] : "");
     }
     optind++;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        if (c == 'j') {
-            json = true;
-        } else if (c == 'h') {
-            source_usage(stdout);
-            return 0;
-        } else {
-            return kiln_cli_bad_option("source", c, argv);
-        }
+    rc = parse_json_opts("source", "+:h", argc, argv, source_usage, &json);
+    if (rc >= 0) {
+        return rc;
     }
     if (optind == argc) {
         return kiln_cli_usage_error("source", "which scheme? (see 'kiln "
