@@ -221,35 +221,40 @@ static void fail_solve(kiln_solve_t *s, int code, const char *name,
 static void plan_work(uv_work_t *w)
 {
     kiln_solve_t *s = w->data;
+    kiln_error_t *err = &s->work_error; /* the loop owns s->error */
     kiln__node_t **stack;
     size_t sp = 0;
     int rc;
 
-    rc = kiln__solve_compute_keys(s, &s->error);
+    rc = kiln__solve_compute_keys(s, err);
     if (rc < 0) {
-        s->status = rc;
+        s->work_status = rc;
         return;
     }
     stack = malloc(s->def->n_vertices * sizeof(*stack));
     if (stack == NULL) {
-        s->status = kiln__fail(&s->error, KILN_ENOMEM, "out of memory");
+        s->work_status = kiln__fail(err, KILN_ENOMEM, "out of memory");
         return;
     }
     stack[sp++] = s->result;
     s->result->state = NODE_WAITING;
-    while (sp > 0 && s->status == 0) {
+    while (sp > 0 && s->work_status == 0) {
         kiln__node_t *n = stack[--sp];
         size_t n_out = n->v->n_outputs ? n->v->n_outputs : 1;
         bool hit = !n->ignore_cache && !s->opts.no_cache;
 
         n->snapshots = calloc(n_out, sizeof(*n->snapshots));
+        if (n->snapshots == NULL) {
+            s->work_status = kiln__fail(err, KILN_ENOMEM, "out of memory");
+            break;
+        }
         for (size_t o = 0; o < n_out && hit; o++) {
             int lr = kiln__run_lookup(s->engine, n->keys[o], &n->snapshots[o],
-                                      &s->error);
+                                      err);
             if (lr == KILN_ENOENT) {
                 hit = false;
             } else if (lr < 0) {
-                s->status = lr;
+                s->work_status = lr;
                 hit = false;
             }
         }
@@ -281,9 +286,13 @@ static void plan_done(uv_work_t *w, int status)
     s->running--;
     s->planned = true;
     kiln__solve_flush(s);
-    if (s->status < 0 || status < 0) {
-        s->failing = true;
-        atomic_store(&s->stop, true);
+    if (s->work_status < 0) {
+        /* A cancel during the plan stays the solve's status. */
+        fail_solve(s, s->work_status, NULL, s->work_error.message);
+    } else if (status < 0) {
+        fail_solve(s, KILN_ECANCELED, NULL, "canceled");
+    }
+    if (s->failing) {
         kiln__solve_dispatch(s);
         return;
     }
@@ -625,7 +634,7 @@ static void export_work(uv_work_t *w)
 {
     kiln_solve_t *s = w->data;
 
-    s->status = kiln__run_export(s, &s->error);
+    s->work_status = kiln__run_export(s, &s->work_error);
 }
 
 static void export_done(uv_work_t *w, int status)
@@ -635,9 +644,10 @@ static void export_done(uv_work_t *w, int status)
     free(w);
     s->running--;
     s->exporting = false;
-    if (s->status < 0) {
-        s->failing = true;
-        atomic_store(&s->stop, true);
+    if (s->work_status < 0) {
+        fail_solve(s, s->work_status, NULL, s->work_error.message);
+    } else if (status < 0) {
+        fail_solve(s, KILN_ECANCELED, NULL, "canceled");
     }
     end_solve(s);
 }

@@ -103,8 +103,12 @@ struct kiln_solve {
     atomic_bool stop;    /* set with `failing`: read by running ops */
     uv_timer_t *ticker;  /* reports progress of running ops; heap */
 
-    int status;
+    int status;          /* loop thread only, as error */
     kiln_error_t error;
+    /* Of the plan or the export, each on a worker thread, read by the loop
+     * once it is done (they never run at once). */
+    int work_status;
+    kiln_error_t work_error;
     kiln_solve_stats_t stats;
     int64_t started_ns;
 

@@ -6,6 +6,7 @@
 #ifndef KILN_TEST_OCI_REGISTRY_FIXTURE_H
 #define KILN_TEST_OCI_REGISTRY_FIXTURE_H
 
+#include <stdatomic.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -173,7 +174,7 @@ typedef struct mini {
     int fd;
     int port;
     pthread_t th;
-    volatile int stop;
+    atomic_int stop; /* set by the test thread, read by the server */
     void (*handle)(struct mini *m, int conn, const char *req);
     /* What the handlers count and see. */
     int requests;
