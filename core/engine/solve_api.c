@@ -1,5 +1,8 @@
 /* The public solve API: start, wait, cancel, status, stats, free. */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "engine/engine.h"
@@ -36,6 +39,35 @@ static int init_nodes(kiln_solve_t *s, kiln_error_t *err)
     return 0;
 }
 
+/*
+ * "NAME=PATH" lists (locals, secrets): each well formed, its path an
+ * existing directory (`dir`) or a readable file, so that a typo is an
+ * error before anything runs rather than a source that finds nothing.
+ */
+static int check_pairs(const char *const *list, const char *what, bool dir,
+                       kiln_error_t *err)
+{
+    for (; list != NULL && *list != NULL; list++) {
+        const char *eq = strchr(*list, '=');
+        struct stat st;
+
+        if (eq == NULL || eq == *list || eq[1] == '\0') {
+            return kiln__fail(err, KILN_EINVAL, "%s '%s' is not NAME=PATH",
+                              what, *list);
+        }
+        if (stat(eq + 1, &st) < 0 || (dir && !S_ISDIR(st.st_mode)) ||
+            (!dir && access(eq + 1, R_OK) < 0)) {
+            int e = errno != 0 ? errno : ENOTDIR;
+            return kiln__fail(err, KILN_EINVAL, "%s '%.*s' (%s): %s", what,
+                              (int)(eq - *list), *list, eq + 1,
+                              dir && stat(eq + 1, &st) == 0
+                                  ? "not a directory"
+                                  : strerror(e));
+        }
+    }
+    return 0;
+}
+
 int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
                      kiln_error_t *err, kiln_solve_t **out)
 {
@@ -64,6 +96,13 @@ int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
     if (o->on_done == NULL && e->loop != &e->own_loop) {
         return kiln__fail(err, KILN_EINVAL,
                           "with an embedder's loop, on_done is required");
+    }
+    rc = check_pairs(o->locals, "local directory", true, err);
+    if (rc == 0) {
+        rc = check_pairs(o->secrets, "secret", false, err);
+    }
+    if (rc < 0) {
+        return rc;
     }
     s = calloc(1, sizeof(*s));
     m = calloc(1, sizeof(*m));

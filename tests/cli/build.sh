@@ -78,7 +78,7 @@ check_tree() {
     [ "$(stat -c %a "$dir/f0")" = 644 ] || return 1
 }
 
-echo "1..53"
+echo "1..55"
 
 # --- First build: everything runs, into a directory, plain progress.
 run build --root "$root" --progress=plain -o "type=local,dest=$tmp/result" "$def"
@@ -224,6 +224,12 @@ else
 fi
 run build --root "$root" --log-level=loud "$def"
 expect "--log-level: an unknown level is a usage error" 2 err "unknown log level 'loud'"
+run build --root "$root" --local "ctx=$tmp/no-such-dir" "$def"
+expect "--local: a missing directory fails before building" 1 err \
+    "local directory 'ctx' \($tmp/no-such-dir\): No such file or directory"
+run build --root "$root" --secret "id=tok,src=$tmp/no-such-file" "$def"
+expect "--secret: a missing file fails before building" 1 err \
+    "secret 'tok' \($tmp/no-such-file\): No such file or directory"
 
 # --- --no-cache runs everything again.
 run build --root "$root" --no-cache --progress=plain -o "type=local,dest=$tmp/out2" "$def"
