@@ -287,7 +287,9 @@ typedef struct kiln_solve_options {
     void (*on_done)(kiln_solve_t *solve, int status, void *userdata);
     /* Local directories for local:// sources: "NAME=DIR" strings,
      * NULL-terminated (kiln build --local NAME=DIR); may be NULL. Borrowed
-     * until the solve ends. */
+     * until the solve ends. A DIR that is not a directory makes
+     * kiln_solve_start() fail with KILN_EINVAL, naming it; so does a
+     * secret's PATH that cannot be read. */
     const char *const *locals;
     /* Secrets for source plugins (and later exec mounts): "ID=PATH"
      * strings, NULL-terminated (kiln build --secret id=ID,src=PATH); the
