@@ -27,6 +27,8 @@ struct kiln_job {
     char *pin;
     char *cache_dir;
     char *local_dir;
+    char **layers; /* add_layer() */
+    size_t n_layers;
 };
 
 kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx)
@@ -50,6 +52,10 @@ void kiln__job_free(kiln_job_t *job)
     free(job->pin);
     free(job->cache_dir);
     free(job->local_dir);
+    for (size_t i = 0; i < job->n_layers; i++) {
+        free(job->layers[i]);
+    }
+    free(job->layers);
     free(job);
 }
 
@@ -66,6 +72,12 @@ const char *kiln__job_error(kiln_job_t *job, int rc)
 const char *kiln__job_pin(const kiln_job_t *job)
 {
     return job->pin;
+}
+
+size_t kiln__job_layers(const kiln_job_t *job, const char *const **dirs)
+{
+    *dirs = (const char *const *)job->layers;
+    return job->n_layers;
 }
 
 /* ---- attrs ---- */
@@ -392,6 +404,34 @@ static const char *h_local_dir(kiln_job_t *job, const char *name)
     return abs;
 }
 
+static int h_add_layer(kiln_job_t *job, char *buf, size_t size)
+{
+    kiln_error_t err = {0};
+    char path[4096];
+    char **v, *copy;
+    int rc;
+
+    if (job == NULL || job->ctx.new_layer == NULL) {
+        return -ENOTSUP;
+    }
+    rc = job->ctx.new_layer(job->ctx.layer_ud, path, sizeof(path), &err);
+    if (rc < 0) {
+        return h_fail(job, rc, "%s", err.message);
+    }
+    if (strlen(path) + 1 > size) {
+        return -ENAMETOOLONG;
+    }
+    v = realloc(job->layers, (job->n_layers + 1) * sizeof(*v));
+    if (v == NULL || (copy = strdup(path)) == NULL) {
+        job->layers = v != NULL ? v : job->layers;
+        return -ENOMEM;
+    }
+    job->layers = v;
+    job->layers[job->n_layers++] = copy;
+    memcpy(buf, path, strlen(path) + 1);
+    return 0;
+}
+
 /* ---- patterns ---- */
 
 static int h_patterns_new(kiln_job_t *job, const char *const *patterns,
@@ -461,4 +501,5 @@ const kiln_host_t kiln__host = {
     .patterns_free = h_patterns_free,
     .patterns_match = h_patterns_match,
     .patterns_exclusions = h_patterns_exclusions,
+    .add_layer = h_add_layer,
 };

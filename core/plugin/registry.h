@@ -81,11 +81,17 @@ struct kiln__store;
 struct kiln_solve;
 struct kiln__node;
 
+/* Hands out an empty layer directory (the solver's, for add_layer). */
+typedef int (*kiln__job_layer_fn)(void *ud, char *path, size_t size,
+                                  kiln_error_t *err);
+
 /* What a job knows of its surroundings; every member may be NULL. */
 typedef struct kiln__job_ctx {
     struct kiln__store *store; /* kv, blobs, cache_dir */
     struct kiln_solve *solve;  /* logs, cancellation, locals, secrets */
     struct kiln__node *node;   /* progress */
+    kiln__job_layer_fn new_layer; /* fetch only: add_layer */
+    void *layer_ud;
 } kiln__job_ctx_t;
 
 /*
@@ -98,5 +104,8 @@ kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx);
 void kiln__job_free(kiln_job_t *job);
 const char *kiln__job_error(kiln_job_t *job, int rc);
 const char *kiln__job_pin(const kiln_job_t *job);
+
+/* The directories add_layer() handed out, in order (borrowed). */
+size_t kiln__job_layers(const kiln_job_t *job, const char *const **dirs);
 
 #endif

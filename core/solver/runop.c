@@ -487,40 +487,39 @@ out:
     return rc;
 }
 
-/* A source: its plugin fills one new layer on scratch. */
+/* A source: its plugin fills a new layer on scratch, and any it adds
+ * above (new_layer hands them all out, in order, into r->dirs). */
 static int run_source(struct run *r, kiln_fileop_result_t **res,
                       kiln_error_t *err)
 {
     kiln_fileop_result_t *out = calloc(1, sizeof(*out));
+    kiln_fileop_output_t *o = NULL;
     char dir[4096];
     int rc = out != NULL ? new_layer(r, dir, sizeof(dir), err)
                          : kiln__fail(err, KILN_ENOMEM, "out of memory");
 
     if (rc == 0) {
-        rc = kiln__source_fetch(r->s, r->n, dir, err);
+        rc = kiln__source_fetch(r->s, r->n, dir, new_layer, r, err);
+    }
+    if (rc == 0 && ((o = out->outputs = calloc(1, sizeof(*o))) == NULL ||
+                    (o->layers = calloc(r->n_dirs, sizeof(*o->layers))) ==
+                        NULL)) {
+        rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     if (rc == 0) {
-        out->outputs = calloc(1, sizeof(*out->outputs));
-        if (out->outputs != NULL) {
-            out->outputs[0].layers = calloc(1, sizeof(*out->outputs[0].layers));
+        out->n_outputs = 1;
+        o->base = -1;
+        for (size_t i = 0; i < r->n_dirs && rc == 0; i++) {
+            o->layers[i].created = true;
+            o->layers[i].dir = strdup(r->dirs[i]);
+            rc = o->layers[i].dir != NULL
+                     ? 0
+                     : kiln__fail(err, KILN_ENOMEM, "out of memory");
+            o->n_layers += rc == 0;
         }
-        if (out->outputs == NULL || out->outputs[0].layers == NULL ||
-            (out->outputs[0].layers[0].dir = strdup(dir)) == NULL) {
-            rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
-        } else {
-            out->n_outputs = 1;
-            out->outputs[0].base = -1;
-            out->outputs[0].n_layers = 1;
-            out->outputs[0].layers[0].created = true;
-        }
-    }
-    if (rc < 0 && out != NULL && out->outputs != NULL) {
-        free(out->outputs[0].layers);
-        free(out->outputs);
-        out->outputs = NULL;
     }
     if (rc < 0) {
-        free(out);
+        kiln__fileop_result_free(out);
         out = NULL;
     }
     *res = out;

@@ -94,7 +94,7 @@ static int source_init(kiln_solve_t *s, const kiln__node_t *n,
 
 int kiln__source_resolve(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 {
-    kiln__job_ctx_t ctx = {s->engine->store, s, n};
+    kiln__job_ctx_t ctx = {s->engine->store, s, n, NULL, NULL};
     const kiln__plugin_t *p = NULL;
     struct source src;
     kiln_job_t *job = NULL;
@@ -136,9 +136,10 @@ int kiln__source_resolve(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 }
 
 int kiln__source_fetch(kiln_solve_t *s, kiln__node_t *n, const char *dest,
+                       kiln__job_layer_fn new_layer, void *ud,
                        kiln_error_t *err)
 {
-    kiln__job_ctx_t ctx = {s->engine->store, s, n};
+    kiln__job_ctx_t ctx = {s->engine->store, s, n, new_layer, ud};
     const kiln__plugin_t *p = NULL;
     struct source src;
     kiln_job_t *job = NULL;

@@ -56,7 +56,7 @@ extern "C" {
 
 #define KILN_PLUGIN_MAGIC     0x4b494c4eu /* "KILN" */
 #define KILN_PLUGIN_ABI_MAJOR 1           /* bumped on any incompatible change */
-#define KILN_PLUGIN_ABI_MINOR 0           /* bumped when members are appended */
+#define KILN_PLUGIN_ABI_MINOR 1           /* bumped when members are appended */
 #define KILN_PLUGIN_ENTRY     "kiln_plugin_entry"
 
 #if defined(__GNUC__)
@@ -221,7 +221,21 @@ typedef struct kiln_host {
     void (*patterns_free)(kiln_patterns_t *p);
     int (*patterns_match)(const kiln_patterns_t *p, const char *path);
     int (*patterns_exclusions)(const kiln_patterns_t *p);
-    /* ABI 1.1+: append below, never above. */
+
+    /* -- Since ABI 1.1 -- */
+
+    /*
+     * fetch() only: one more layer for the source, stacked above dest_dir
+     * and the layers added before it (an image's layers, bottom first), in
+     * kiln's layer format (files as they are, `.wh.NAME` whiteouts and
+     * `.wh..wh..opq` opaque markers deleting from the layers below). Writes
+     * the path of a new empty directory on the store's file system into
+     * buf. The host commits all of them, in order, when fetch() returns 0,
+     * and discards them otherwise. -ENOTSUP outside fetch(),
+     * -ENAMETOOLONG if buf is too small.
+     */
+    int (*add_layer)(kiln_job_t *job, char *buf, size_t size);
+    /* ABI 1.2+: append below, never above. */
 } kiln_host_t;
 
 /* True if `host` has member `m` (a plugin built for a later minor than the

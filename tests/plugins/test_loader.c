@@ -90,9 +90,9 @@ static void test_refused(void **state)
          "not a kiln plugin (no kiln_plugin_entry symbol)"},
         {"bad_magic", KILN_EINVAL, "not a kiln plugin"},
         {"new_major", KILN_ENOTSUP,
-         "built for plugin ABI 2.0, this kiln provides 1.0"},
+         "built for plugin ABI 2.1, this kiln provides 1.1"},
         {"new_minor", KILN_ENOTSUP,
-         "built for plugin ABI 1.7, this kiln provides 1.0"},
+         "built for plugin ABI 1.8, this kiln provides 1.1"},
         {"small", KILN_EINVAL, "plugin descriptor of 16 bytes"},
         {"no_fetch", KILN_EINVAL, "without a name, schemes, resolve or fetch"},
         {"init_fails", KILN_EIO, "plugin 'dup-a' failed to initialise"},
@@ -331,6 +331,43 @@ static void test_example_plugin(void **state)
     kiln_translated_free(t);
 }
 
+/* A fetch that adds a layer (ABI 1.1): the layers stack in order, and a
+ * whiteout in the upper one deletes from the lower. */
+static void test_add_layer(void **state)
+{
+    kiln_translated_t t = {.identifier = "layers://two"};
+    const char *built = getenv("KILN_TEST_BROKEN_DIR");
+    kiln_definition_t *def;
+    kiln_solve_stats_t st;
+    kiln_error_t err = {0};
+    char dir[300], from[600], to[600], out[300], path[400];
+
+    (void)state;
+    assert_non_null(built);
+    snprintf(dir, sizeof(dir), "%s/layers", tmp);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    snprintf(from, sizeof(from), "%s/kiln-layers.so", built);
+    snprintf(to, sizeof(to), "%s/kiln-layers.so", dir);
+    assert_int_equal(symlink(from, to), 0);
+    setenv("KILN_PLUGIN_PATH", dir, 1);
+    def = inline_def(&t);
+    snprintf(out, sizeof(out), "%s/out", tmp);
+    if (solve(def, out, &st, &err) != 0) {
+        fail_msg("%s", err.message);
+    }
+    snprintf(path, sizeof(path), "%s/b", out);
+    assert_file(path, "b\n", 0644);
+    snprintf(path, sizeof(path), "%s/c", out);
+    assert_file(path, "c\n", 0644);
+    snprintf(path, sizeof(path), "%s/a", out);
+    assert_int_equal(access(path, F_OK), -1); /* whited out */
+    snprintf(path, sizeof(path), "%s/.wh.a", out);
+    assert_int_equal(access(path, F_OK), -1); /* markers never show */
+    assert_int_equal(solve(def, NULL, &st, &err), 0);
+    assert_int_equal(st.cached, 1);
+    kiln_definition_free(def);
+}
+
 /* The builder asks the plugin: the same op as written by hand. */
 static void test_builder_plugin_source(void **state)
 {
@@ -399,6 +436,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_scheme, setup, teardown),
         cmocka_unit_test_setup_teardown(test_builder_plugin_source, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_add_layer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
