@@ -196,6 +196,7 @@ static int add_header(const http_call_t *c, struct curl_slist **list,
                       const char *name, const char *v, size_t vlen)
 {
     char *line;
+    size_t nlen;
     struct curl_slist *l;
 
     if (memchr(v, '\r', vlen) != NULL || memchr(v, '\n', vlen) != NULL ||
@@ -204,13 +205,15 @@ static int add_header(const http_call_t *c, struct curl_slist **list,
                              "GET %s: the %s header value has a line break",
                              c->src->identifier, name);
     }
-    line = malloc(strlen(name) + vlen + 3);
+    nlen = strlen(name);
+    line = malloc(nlen + vlen + 3);
     if (line == NULL) {
         return c->host->fail(c->job, -ENOMEM, "out of memory");
     }
-    sprintf(line, "%s: ", name);
-    memcpy(line + strlen(name) + 2, v, vlen);
-    line[strlen(name) + 2 + vlen] = '\0';
+    memcpy(line, name, nlen);
+    memcpy(line + nlen, ": ", 2);
+    memcpy(line + nlen + 2, v, vlen);
+    line[nlen + 2 + vlen] = '\0';
     l = curl_slist_append(*list, line);
     explicit_bzero(line, strlen(line));
     free(line);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -133,6 +134,8 @@ static bool start_registry(registry_t *r, const char *name, const char *auth)
     r->pid = fork();
     assert_true(r->pid >= 0);
     if (r->pid == 0) {
+        /* A test that dies (a sanitizer abort) takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         if (fd >= 0) {
             dup2(fd, 1);

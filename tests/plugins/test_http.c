@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -295,6 +296,8 @@ static int start_nginx(void **state)
     srv.pid = fork();
     assert_true(srv.pid >= 0);
     if (srv.pid == 0) {
+        /* A test that dies (a sanitizer abort) takes its server along. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execl(NGINX, "nginx", "-e", elog, "-p", d, "-c", conf, "-g",
               "daemon off;", (char *)NULL);
         _exit(127);
@@ -330,6 +333,9 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
+    if (f == NULL) {
+        return -1;
+    }
     strcpy(f->root, "/tmp/kiln-http-root-XXXXXX");
     strcpy(f->out, "/tmp/kiln-http-out-XXXXXX");
     assert_non_null(mkdtemp(f->root));

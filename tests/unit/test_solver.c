@@ -30,6 +30,9 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
 
+    if (f == NULL) {
+        return -1;
+    }
     strcpy(f->root, "/tmp/kiln-solver-XXXXXX");
     strcpy(f->out, "/tmp/kiln-out-XXXXXX");
     assert_non_null(mkdtemp(f->root));
@@ -605,10 +608,10 @@ static void test_unknown_source(void **state)
     kiln_error_t err = {0};
 
     assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
-    def = marshal_def(b, kiln_llb_image(b, "alpine"));
+    def = marshal_def(b, kiln_llb_source(b, "nosuch://thing"));
     assert_true(solve(f->root, def, NULL, 0, &c, NULL, &err) < 0);
     assert_non_null(
-        strstr(err.message, "no source plugin handles scheme 'docker-image'"));
+        strstr(err.message, "no source plugin handles scheme 'nosuch'"));
     kiln_definition_free(def);
 }
 
