@@ -33,6 +33,8 @@
 #include "oci/registry_internal.h"
 #include "testutil.h"
 
+#include "net_fixture.h"
+
 #ifndef REGISTRY_BIN
 #define REGISTRY_BIN "/usr/bin/docker-registry"
 #endif
@@ -66,35 +68,6 @@ static registry_t plain_reg, auth_reg, token_reg;
 static bool have_registry, have_auth;
 
 /* A port nothing listens on right now (the kernel's pick, released). */
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* True if something accepts connections on 127.0.0.1:port. */
-static bool port_open(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    bool ok;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
 /* Writes `text` to `path`, failing the test if it cannot. */
 static void write_text(const char *path, const char *text)
 {
