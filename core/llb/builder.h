@@ -12,6 +12,7 @@
 
 #include <kiln/llb.h>
 
+#include "oci/registry.h"
 #include "internal.h"
 #include "llb/pbenc.h"
 #include "ops.pb-c.h"
@@ -324,8 +325,6 @@ char *kiln__json_strings(kiln__arena_t *a, char *const *v, size_t n,
                          bool legacy);
 /* Go's net.IP.String() of a parsed address; false if `ip` is not one. */
 bool kiln__ip_canonical(const char *ip, char out[64]);
-/* Validates a digest as go-digest's Parse does; NULL or an error text. */
-const char *kiln__digest_check(const char *d);
 /* The host platform as Go's runtime names it. */
 void kiln__host_platform(const char **os, const char **arch,
                          const char **variant);
@@ -333,14 +332,6 @@ void kiln__host_platform(const char **os, const char **arch,
 int kiln__random_id(char out[26]);
 
 /* ---- sources (builder_source.c) ---- */
-
-/*
- * Normalizes an image reference as distribution's ParseNormalizedNamed +
- * TagNameOnly. On success returns the normalized string (arena); on failure
- * NULL with a message in `msg`.
- */
-char *kiln__image_ref_normalize(kiln__arena_t *a, const char *ref, char *msg,
-                                size_t msg_size);
 
 void kiln__git_parse(kiln__arena_t *a, const char *url, kiln__git_url_t *out);
 

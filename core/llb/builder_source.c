@@ -118,7 +118,7 @@ kiln_llb_state_t *kiln_llb_plugin_source(kiln_llb_t *b, const char *scheme,
 kiln_llb_state_t *kiln_llb_image(kiln_llb_t *b, const char *ref)
 {
     static const char fn[] = "kiln_llb_image";
-    char msg[512];
+    kiln_error_t err = {0};
     const char *r;
     char *norm, *id;
     kiln__src_t *src;
@@ -127,19 +127,20 @@ kiln_llb_state_t *kiln_llb_image(kiln_llb_t *b, const char *ref)
     if (b == NULL || !kiln__llb_str(b, fn, "reference", ref, false, &r)) {
         return NULL;
     }
-    norm = kiln__image_ref_normalize(&b->arena, r, msg, sizeof(msg));
-    if (norm == NULL) {
-        kiln__llb_fail(b, KILN_EINVAL,
+    if (kiln__oci_ref_normalize(r, &norm, &err) < 0) {
+        kiln__llb_fail(b, err.code,
                        "%s: invalid image reference \"%.200s\": %s", fn, r,
-                       msg);
+                       err.message);
         return NULL;
     }
     id = kiln__llb_alloc(b, strlen(norm) + 16);
     st = id ? new_source(b, KILN_SRC_IMAGE, &src) : NULL;
     if (st == NULL) {
+        free(norm);
         return NULL;
     }
     sprintf(id, "docker-image://%s", norm);
+    free(norm);
     src->identifier = id;
     return st;
 }

@@ -47,6 +47,23 @@ typedef struct kiln__oci_ref {
  */
 int kiln__oci_ref_parse(const char *s, kiln__oci_ref_t *out, kiln_error_t *err);
 
+/*
+ * Normalizes a reference as Docker and BuildKit's Go client do
+ * (distribution's ParseNormalizedNamed, then TagNameOnly; refnorm.c):
+ * "alpine" -> "docker.io/library/alpine:latest", "user/app" ->
+ * "docker.io/user/app:latest", "index.docker.io/x" ->
+ * "docker.io/library/x:latest"; a host (a first component with '.' or
+ * ':', "localhost", or an upper-case letter) stays; a digest-only reference
+ * gets no tag. *out is malloc'ed. Errors: KILN_EINVAL with Go's message
+ * ("invalid reference format: repository name (Alpine) must be
+ * lowercase"), KILN_ENOMEM.
+ */
+int kiln__oci_ref_normalize(const char *ref, char **out, kiln_error_t *err);
+
+/* Why `d` is not a digest go-digest accepts ("sha256:", "sha384:" or
+ * "sha512:" and that many lowercase hex digits), or NULL. */
+const char *kiln__digest_check(const char *d);
+
 /* Releases the strings of `r` and zeroes it. Safe on a zeroed struct. */
 void kiln__oci_ref_clear(kiln__oci_ref_t *r);
 
