@@ -108,6 +108,16 @@ static int check_desc(const kiln_plugin_t *d, const char *path,
                           "resolve or fetch",
                           path);
     }
+    /* The name is a directory under the store (cache_dir) and a key-value
+     * namespace: keep it a plain word. */
+    if (strlen(d->name) > 64 ||
+        strspn(d->name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            strlen(d->name)) {
+        return kiln__fail(err, KILN_EINVAL,
+                          "%s: plugin name '%.64s' is not 1 to 64 of a-z, "
+                          "0-9, '_' and '-'",
+                          path, d->name);
+    }
     return 0;
 }
 

@@ -72,6 +72,8 @@ static const kiln_plugin_t desc = {
 #endif
 #if defined(BROKEN_DUP_B)
     .name = "dup-b",
+#elif defined(BROKEN_BAD_NAME)
+    .name = "../up",
 #else
     .name = "dup-a",
 #endif

@@ -90,12 +90,13 @@ static void test_refused(void **state)
          "not a kiln plugin (no kiln_plugin_entry symbol)"},
         {"bad_magic", KILN_EINVAL, "not a kiln plugin"},
         {"new_major", KILN_ENOTSUP,
-         "built for plugin ABI 2.1, this kiln provides 1.1"},
+         "built for plugin ABI 2.2, this kiln provides 1.2"},
         {"new_minor", KILN_ENOTSUP,
-         "built for plugin ABI 1.8, this kiln provides 1.1"},
+         "built for plugin ABI 1.9, this kiln provides 1.2"},
         {"small", KILN_EINVAL, "plugin descriptor of 16 bytes"},
         {"no_fetch", KILN_EINVAL, "without a name, schemes, resolve or fetch"},
         {"init_fails", KILN_EIO, "plugin 'dup-a' failed to initialise"},
+        {"bad_name", KILN_EINVAL, "plugin name '../up' is not 1 to 64"},
     };
 
     (void)state;
