@@ -101,6 +101,9 @@ int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
     if (rc == 0) {
         rc = check_pairs(o->secrets, "secret", false, err);
     }
+    if (rc == 0) {
+        rc = check_pairs(o->oci_layouts, "OCI layout", true, err);
+    }
     if (rc < 0) {
         return rc;
     }

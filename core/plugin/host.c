@@ -29,7 +29,17 @@ struct kiln_job {
     char *local_dir;
     char **layers; /* add_layer() */
     size_t n_layers;
+    char *oci_dir;
+    /* set_meta() */
+    char **meta_keys;
+    char **meta_values;
+    size_t *meta_lens;
+    size_t n_meta;
 };
+
+/* Most keys set_meta() takes, and most bytes of one value. */
+#define JOB_META_MAX      64
+#define JOB_META_VALUE_MAX (4u << 20)
 
 kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx)
 {
@@ -56,6 +66,14 @@ void kiln__job_free(kiln_job_t *job)
         free(job->layers[i]);
     }
     free(job->layers);
+    free(job->oci_dir);
+    for (size_t i = 0; i < job->n_meta; i++) {
+        free(job->meta_keys[i]);
+        free(job->meta_values[i]);
+    }
+    free(job->meta_keys);
+    free(job->meta_values);
+    free(job->meta_lens);
     free(job);
 }
 
@@ -78,6 +96,28 @@ size_t kiln__job_layers(const kiln_job_t *job, const char *const **dirs)
 {
     *dirs = (const char *const *)job->layers;
     return job->n_layers;
+}
+
+size_t kiln__job_meta_count(const kiln_job_t *job)
+{
+    return job->n_meta;
+}
+
+void kiln__job_meta(const kiln_job_t *job, size_t i, const char **key,
+                    const char **value, size_t *len)
+{
+    *key = job->meta_keys[i];
+    *value = job->meta_values[i];
+    *len = job->meta_lens[i];
+}
+
+/* The options of the job's solve, or of the resolve it belongs to. */
+static const kiln_solve_options_t *job_opts(const kiln_job_t *job)
+{
+    if (job->ctx.opts != NULL) {
+        return job->ctx.opts;
+    }
+    return job->ctx.solve != NULL ? &job->ctx.solve->opts : NULL;
 }
 
 /* ---- attrs ---- */
@@ -305,8 +345,8 @@ static int h_secret_get(kiln_job_t *job, const char *id, void *buf,
     if (job == NULL || id == NULL) {
         return -EINVAL;
     }
-    if (job->ctx.solve != NULL) {
-        path = lookup_pair(job->ctx.solve->opts.secrets, id);
+    if (job_opts(job) != NULL) {
+        path = lookup_pair(job_opts(job)->secrets, id);
     }
     if (path == NULL) {
         return -ENOENT;
@@ -392,10 +432,10 @@ static const char *h_local_dir(kiln_job_t *job, const char *name)
     const char *dir;
     char *abs;
 
-    if (job == NULL || job->ctx.solve == NULL || name == NULL) {
+    if (job == NULL || job_opts(job) == NULL || name == NULL) {
         return NULL;
     }
-    dir = lookup_pair(job->ctx.solve->opts.locals, name);
+    dir = lookup_pair(job_opts(job)->locals, name);
     if (dir == NULL || (abs = realpath(dir, NULL)) == NULL) {
         return NULL;
     }
@@ -430,6 +470,132 @@ static int h_add_layer(kiln_job_t *job, char *buf, size_t size)
     job->layers[job->n_layers++] = copy;
     memcpy(buf, path, strlen(path) + 1);
     return 0;
+}
+
+static bool layer_key_valid(const char *key)
+{
+    size_t n = 0;
+
+    for (; key[n] != '\0'; n++) {
+        if (key[n] <= ' ' || key[n] > '~' || n >= 256) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+static int h_add_layer_keyed(kiln_job_t *job, const char *key, char *buf,
+                             size_t size, int *reused)
+{
+    kiln_error_t err = {0};
+    char path[4096];
+    bool got = false;
+    int rc;
+
+    if (job == NULL || job->ctx.keyed_layer == NULL) {
+        return -ENOTSUP;
+    }
+    if (key == NULL || reused == NULL || !layer_key_valid(key)) {
+        return h_fail(job, -EINVAL,
+                      "add_layer_keyed: a key is 1 to 256 printable ASCII "
+                      "bytes");
+    }
+    rc = job->ctx.keyed_layer(job->ctx.layer_ud, key, path, sizeof(path),
+                              &got, &err);
+    if (rc < 0) {
+        return h_fail(job, rc, "%s", err.message);
+    }
+    *reused = got ? 1 : 0;
+    if (got) {
+        return 0;
+    }
+    if (strlen(path) + 1 > size) {
+        return -ENAMETOOLONG;
+    }
+    memcpy(buf, path, strlen(path) + 1);
+    return 0;
+}
+
+static int h_set_meta(kiln_job_t *job, const char *key, const void *value,
+                      size_t len)
+{
+    char **nk, **nv, *k, *v;
+    size_t *nl, i;
+
+    if (job == NULL || key == NULL || key[0] == '\0' ||
+        (value == NULL && len > 0)) {
+        return -EINVAL;
+    }
+    if (len > JOB_META_VALUE_MAX) {
+        return h_fail(job, -E2BIG, "set_meta %s: %zu bytes (at most %u)", key,
+                      len, JOB_META_VALUE_MAX);
+    }
+    for (i = 0; i < job->n_meta && strcmp(job->meta_keys[i], key) != 0; i++) {
+    }
+    if (i == job->n_meta && i >= JOB_META_MAX) {
+        return h_fail(job, -E2BIG, "set_meta %s: more than %d keys", key,
+                      JOB_META_MAX);
+    }
+    v = malloc(len + 1);
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    if (len > 0) {
+        memcpy(v, value, len);
+    }
+    v[len] = '\0';
+    if (i < job->n_meta) {
+        free(job->meta_values[i]);
+        job->meta_values[i] = v;
+        job->meta_lens[i] = len;
+        return 0;
+    }
+    k = strdup(key);
+    nk = realloc(job->meta_keys, (i + 1) * sizeof(*nk));
+    if (nk != NULL) {
+        job->meta_keys = nk;
+    }
+    nv = realloc(job->meta_values, (i + 1) * sizeof(*nv));
+    if (nv != NULL) {
+        job->meta_values = nv;
+    }
+    nl = realloc(job->meta_lens, (i + 1) * sizeof(*nl));
+    if (nl != NULL) {
+        job->meta_lens = nl;
+    }
+    if (k == NULL || nk == NULL || nv == NULL || nl == NULL) {
+        free(k);
+        free(v);
+        return -ENOMEM;
+    }
+    job->meta_keys[i] = k;
+    job->meta_values[i] = v;
+    job->meta_lens[i] = len;
+    job->n_meta++;
+    return 0;
+}
+
+static const char *h_oci_layout_dir(kiln_job_t *job, const char *store)
+{
+    const kiln_solve_options_t *o = job != NULL ? job_opts(job) : NULL;
+    const char *dir = NULL;
+    char *abs;
+
+    if (o == NULL || o->oci_layouts == NULL) {
+        return NULL;
+    }
+    if (store != NULL) {
+        dir = lookup_pair(o->oci_layouts, store);
+    } else if (o->oci_layouts[0] != NULL && o->oci_layouts[1] == NULL) {
+        dir = strchr(o->oci_layouts[0], '=');
+        dir = dir != NULL ? dir + 1 : NULL;
+    }
+    if (dir == NULL || (abs = realpath(dir, NULL)) == NULL) {
+        return NULL;
+    }
+    free(job->oci_dir);
+    job->oci_dir = abs;
+    return abs;
 }
 
 /* ---- patterns ---- */
@@ -502,4 +668,7 @@ const kiln_host_t kiln__host = {
     .patterns_match = h_patterns_match,
     .patterns_exclusions = h_patterns_exclusions,
     .add_layer = h_add_layer,
+    .add_layer_keyed = h_add_layer_keyed,
+    .set_meta = h_set_meta,
+    .oci_layout_dir = h_oci_layout_dir,
 };

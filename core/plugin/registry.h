@@ -85,13 +85,23 @@ struct kiln__node;
 typedef int (*kiln__job_layer_fn)(void *ud, char *path, size_t size,
                                   kiln_error_t *err);
 
+/* The layer named `key` for add_layer_keyed: the store's one, stacked as
+ * it is (*reused true, path untouched), or a new empty directory in path
+ * that is kept under `key` once committed. */
+typedef int (*kiln__job_keyed_layer_fn)(void *ud, const char *key, char *path,
+                                        size_t size, bool *reused,
+                                        kiln_error_t *err);
+
 /* What a job knows of its surroundings; every member may be NULL. */
 typedef struct kiln__job_ctx {
     struct kiln__store *store; /* kv, blobs, cache_dir */
-    struct kiln_solve *solve;  /* logs, cancellation, locals, secrets */
+    struct kiln_solve *solve;  /* logs, cancellation */
     struct kiln__node *node;   /* progress */
     kiln__job_layer_fn new_layer; /* fetch only: add_layer */
     void *layer_ud;
+    kiln__job_keyed_layer_fn keyed_layer; /* fetch only: add_layer_keyed */
+    /* locals, secrets, oci_layouts: the solve's, or a resolve's own */
+    const struct kiln_solve_options *opts;
 } kiln__job_ctx_t;
 
 /*
@@ -107,5 +117,10 @@ const char *kiln__job_pin(const kiln_job_t *job);
 
 /* The directories add_layer() handed out, in order (borrowed). */
 size_t kiln__job_layers(const kiln_job_t *job, const char *const **dirs);
+
+/* What resolve() set with set_meta(): count, then entry i (borrowed). */
+size_t kiln__job_meta_count(const kiln_job_t *job);
+void kiln__job_meta(const kiln_job_t *job, size_t i, const char **key,
+                    const char **value, size_t *len);
 
 #endif

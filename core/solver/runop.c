@@ -11,6 +11,7 @@
  * tree is written once into a single layer of hard links to the immutable
  * layer files, so no stack, mount or path ever grows with the ancestry.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +57,22 @@ struct run {
     char (*committed)[KILN__STORE_ID_MAX];
     char **committed_dirs;
     size_t n_committed;
+    /* A source's layers as its fetch stacked them, bottom first. */
+    struct stacked *stack;
+    size_t n_stack;
 };
+
+/* One layer of a source's stack: a directory of dirs (new) or a layer of
+ * the store that add_layer_keyed found (reused), and its key. */
+struct stacked {
+    char *path;
+    char *key;
+    bool reused;
+};
+
+/* The store's key-value namespace naming layers by add_layer_keyed keys
+ * (no plugin can have this name). */
+#define LAYER_KEYS "kiln:layers"
 
 static int new_layer(void *ud, char *path, size_t size, kiln_error_t *err)
 {
@@ -156,6 +172,35 @@ static void run_release(struct run *r)
     }
     free(r->committed);
     free(r->committed_dirs);
+    for (size_t i = 0; i < r->n_stack; i++) {
+        free(r->stack[i].path);
+        free(r->stack[i].key);
+    }
+    free(r->stack);
+}
+
+/* Adds layer `id` (at `dir`) to what the run holds and releases at its
+ * end. */
+static int hold(struct run *r, const char *id, const char *dir,
+                kiln_error_t *err)
+{
+    char(*ids)[KILN__STORE_ID_MAX];
+    char **dirs;
+
+    ids = realloc(r->committed, (r->n_committed + 1) * sizeof(*ids));
+    if (ids != NULL) {
+        r->committed = ids;
+    }
+    dirs = realloc(r->committed_dirs, (r->n_committed + 1) * sizeof(*dirs));
+    if (dirs != NULL) {
+        r->committed_dirs = dirs;
+    }
+    if (ids == NULL || dirs == NULL ||
+        (r->committed_dirs[r->n_committed] = strdup(dir)) == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    snprintf(r->committed[r->n_committed++], KILN__STORE_ID_MAX, "%s", id);
+    return 0;
 }
 
 /*
@@ -166,8 +211,6 @@ static void run_release(struct run *r)
 static int commit_dir(struct run *r, const char *dir,
                       char id[KILN__STORE_ID_MAX], kiln_error_t *err)
 {
-    char(*ids)[KILN__STORE_ID_MAX];
-    char **dirs;
     int rc;
 
     for (size_t i = 0; i < r->n_committed; i++) {
@@ -176,35 +219,34 @@ static int commit_dir(struct run *r, const char *dir,
             return 0;
         }
     }
-    ids = realloc(r->committed, (r->n_committed + 1) * sizeof(*ids));
-    if (ids != NULL) {
-        r->committed = ids;
-    }
-    dirs = realloc(r->committed_dirs, (r->n_committed + 1) * sizeof(*dirs));
-    if (dirs != NULL) {
-        r->committed_dirs = dirs;
-    }
-    if (ids == NULL || dirs == NULL) {
-        return kiln__fail(err, KILN_ENOMEM, "out of memory");
-    }
-    r->committed_dirs[r->n_committed] = NULL;
     rc = kiln__store_commit_layer(r->store, dir, KILN__STORE_SIZE_UNKNOWN, id,
                                   err);
+    if (rc == 0) {
+        rc = hold(r, id, dir, err);
+    }
     if (rc < 0) {
         return rc;
     }
     for (size_t i = 0; i < r->n_dirs; i++) {
         if (r->dirs[i] != NULL && strcmp(r->dirs[i], dir) == 0) {
             /* Moved into layers/: nothing left to discard. */
-            r->committed_dirs[r->n_committed] = r->dirs[i];
+            free(r->dirs[i]);
             r->dirs[i] = NULL;
             break;
         }
     }
-    if (r->committed_dirs[r->n_committed] == NULL) {
-        r->committed_dirs[r->n_committed] = strdup(dir);
+    /* A keyed source layer: later fetches find it by its key. Losing the
+     * name only costs a later fetch the reuse. */
+    for (size_t i = 0; i < r->n_stack; i++) {
+        if (r->stack[i].key != NULL && !r->stack[i].reused &&
+            strcmp(r->stack[i].path, dir) == 0 &&
+            kiln__store_kv_set(r->store, LAYER_KEYS, r->stack[i].key, id,
+                               strlen(id), NULL) < 0) {
+            kiln__solve_note(r->s, r->n, KILN_LOG_DEBUG,
+                             "could not name layer %s %s", id,
+                             r->stack[i].key);
+        }
     }
-    memcpy(r->committed[r->n_committed++], id, KILN__STORE_ID_MAX);
     return 0;
 }
 
@@ -487,32 +529,126 @@ out:
     return rc;
 }
 
-/* A source: its plugin fills a new layer on scratch, and any it adds
- * above (new_layer hands them all out, in order, into r->dirs). */
+static int stack_push(struct run *r, const char *path, const char *key,
+                      bool reused, kiln_error_t *err)
+{
+    struct stacked *v = realloc(r->stack, (r->n_stack + 1) * sizeof(*v));
+
+    if (v == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    r->stack = v;
+    v[r->n_stack].path = strdup(path);
+    v[r->n_stack].key = key != NULL ? strdup(key) : NULL;
+    v[r->n_stack].reused = reused;
+    if (v[r->n_stack].path == NULL || (key != NULL && v[r->n_stack].key ==
+                                                          NULL)) {
+        free(v[r->n_stack].path);
+        free(v[r->n_stack].key);
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    r->n_stack++;
+    return 0;
+}
+
+/* add_layer() of a source's fetch. */
+static int source_layer(void *ud, char *path, size_t size, kiln_error_t *err)
+{
+    struct run *r = ud;
+    int rc = new_layer(r, path, size, err);
+
+    return rc == 0 ? stack_push(r, path, NULL, false, err) : rc;
+}
+
+/* add_layer_keyed() of a source's fetch: the layer the store keeps under
+ * `key`, leased for the run, or a new directory. */
+static int source_keyed_layer(void *ud, const char *key, char *path,
+                              size_t size, bool *reused, kiln_error_t *err)
+{
+    struct run *r = ud;
+    char id[KILN__STORE_ID_MAX], lp[4096];
+    size_t len = 0;
+    int rc;
+
+    *reused = false;
+    if (kiln__store_kv_get(r->store, LAYER_KEYS, key, id, sizeof(id) - 1,
+                           &len, NULL) == 0) {
+        id[len] = '\0';
+        /* Gone since (pruned), or a value of no layer: make it anew. */
+        if (kiln__store_layer_path(r->store, id, lp, sizeof(lp), NULL) == 0 &&
+            kiln__store_lease(r->store, KILN__STORE_LAYER, id, NULL) == 0) {
+            rc = hold(r, id, lp, err);
+            if (rc == 0) {
+                /* hold() took over the lease. */
+                rc = stack_push(r, lp, key, true, err);
+            } else {
+                kiln__store_release(r->store, KILN__STORE_LAYER, id, NULL);
+            }
+            *reused = rc == 0;
+            if (rc == 0) {
+                kiln__solve_note(r->s, r->n, KILN_LOG_DEBUG,
+                                 "layer %s reused for %s", id, key);
+            }
+            return rc;
+        }
+    }
+    rc = new_layer(r, path, size, err);
+    return rc == 0 ? stack_push(r, path, key, false, err) : rc;
+}
+
+static bool dir_empty(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    bool empty = true;
+
+    if (d == NULL) {
+        return false;
+    }
+    while (empty && (e = readdir(d)) != NULL) {
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    }
+    closedir(d);
+    return empty;
+}
+
+/* A source: its plugin fills a new layer on scratch, and any it adds above
+ * (new or reused: r->stack, in order). An empty base below other layers
+ * (a fetch that stacked every layer itself) is dropped. */
 static int run_source(struct run *r, kiln_fileop_result_t **res,
                       kiln_error_t *err)
 {
     kiln_fileop_result_t *out = calloc(1, sizeof(*out));
     kiln_fileop_output_t *o = NULL;
     char dir[4096];
+    size_t first = 0;
     int rc = out != NULL ? new_layer(r, dir, sizeof(dir), err)
                          : kiln__fail(err, KILN_ENOMEM, "out of memory");
 
     if (rc == 0) {
-        rc = kiln__source_fetch(r->s, r->n, dir, new_layer, r, err);
+        rc = stack_push(r, dir, NULL, false, err);
+    }
+    if (rc == 0) {
+        rc = kiln__source_fetch(r->s, r->n, dir, source_layer,
+                                source_keyed_layer, r, err);
+    }
+    if (rc == 0 && r->n_stack > 1 && dir_empty(dir)) {
+        first = 1;
     }
     if (rc == 0 && ((o = out->outputs = calloc(1, sizeof(*o))) == NULL ||
-                    (o->layers = calloc(r->n_dirs, sizeof(*o->layers))) ==
+                    (o->layers = calloc(r->n_stack, sizeof(*o->layers))) ==
                         NULL)) {
         rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     if (rc == 0) {
         out->n_outputs = 1;
         o->base = -1;
-        for (size_t i = 0; i < r->n_dirs && rc == 0; i++) {
-            o->layers[i].created = true;
-            o->layers[i].dir = strdup(r->dirs[i]);
-            rc = o->layers[i].dir != NULL
+        for (size_t i = first; i < r->n_stack && rc == 0; i++) {
+            kiln_fileop_layer_t *l = &o->layers[o->n_layers];
+
+            l->created = !r->stack[i].reused;
+            l->dir = strdup(r->stack[i].path);
+            rc = l->dir != NULL
                      ? 0
                      : kiln__fail(err, KILN_ENOMEM, "out of memory");
             o->n_layers += rc == 0;

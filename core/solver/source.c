@@ -94,7 +94,7 @@ static int source_init(kiln_solve_t *s, const kiln__node_t *n,
 
 int kiln__source_resolve(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 {
-    kiln__job_ctx_t ctx = {s->engine->store, s, n, NULL, NULL};
+    kiln__job_ctx_t ctx = {s->engine->store, s, n, NULL, NULL, NULL, NULL};
     const kiln__plugin_t *p = NULL;
     struct source src;
     kiln_job_t *job = NULL;
@@ -136,10 +136,12 @@ int kiln__source_resolve(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
 }
 
 int kiln__source_fetch(kiln_solve_t *s, kiln__node_t *n, const char *dest,
-                       kiln__job_layer_fn new_layer, void *ud,
+                       kiln__job_layer_fn new_layer,
+                       kiln__job_keyed_layer_fn keyed_layer, void *ud,
                        kiln_error_t *err)
 {
-    kiln__job_ctx_t ctx = {s->engine->store, s, n, new_layer, ud};
+    kiln__job_ctx_t ctx = {s->engine->store, s,           n, new_layer,
+                           ud,              keyed_layer, NULL};
     const kiln__plugin_t *p = NULL;
     struct source src;
     kiln_job_t *job = NULL;

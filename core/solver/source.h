@@ -18,9 +18,11 @@ int kiln__source_resolve(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err);
 
 /* Fills the empty directory `dest` with the pinned content of source node
  * n (the plugin's fetch()); layers the plugin adds above it come from
- * new_layer(ud, ...), in order. Blocks: a thread of its own. */
+ * new_layer(ud, ...) and keyed_layer(ud, ...), in order. Blocks: a thread
+ * of its own. */
 int kiln__source_fetch(kiln_solve_t *s, kiln__node_t *n, const char *dest,
-                       kiln__job_layer_fn new_layer, void *ud,
+                       kiln__job_layer_fn new_layer,
+                       kiln__job_keyed_layer_fn keyed_layer, void *ud,
                        kiln_error_t *err);
 
 #endif

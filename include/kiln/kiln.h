@@ -295,12 +295,17 @@ typedef struct kiln_solve_options {
      * strings, NULL-terminated (kiln build --secret id=ID,src=PATH); the
      * files are read when a plugin asks, never stored. May be NULL. */
     const char *const *secrets;
+    /* OCI image layout directories for oci-layout:// sources: "STORE=DIR"
+     * strings, NULL-terminated (kiln build --oci-layout STORE=DIR; STORE
+     * is what a source's oci.store attr names). May be NULL. A DIR that is
+     * not a directory makes kiln_solve_start() fail with KILN_EINVAL. */
+    const char *const *oci_layouts;
 } kiln_solve_options_t;
 
 #define KILN_SOLVE_OPTIONS_INIT                                                \
     {                                                                          \
         sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
-            NULL, NULL, NULL, NULL, NULL                                       \
+            NULL, NULL, NULL, NULL, NULL, NULL                                 \
     }
 
 /*
@@ -386,6 +391,42 @@ KILN_EXTERN int kiln_source_translate(const char *plugin_path,
                                       kiln_translated_t **out,
                                       kiln_error_t *err);
 KILN_EXTERN void kiln_translated_free(kiln_translated_t *t);
+
+/* What resolving a source gave: its pin (the string that stands for its
+ * content in cache keys) and the plugin's metadata, n_meta KEY -> VALUE
+ * pairs in the order set (values are lens[i] bytes plus a NUL). Free with
+ * kiln_resolved_free() (NULL is a no-op). */
+typedef struct kiln_resolved {
+    char *pin;
+    size_t n_meta;
+    char **keys;
+    char **values;
+    size_t *lens;
+} kiln_resolved_t;
+
+/*
+ * Resolves one source as a build would, without building: the plugin that
+ * owns the identifier's scheme pins it against the engine's store (and the
+ * network), and its metadata comes back. For docker-image:// and
+ * oci-layout:// sources that is "image.digest" (the manifest's digest) and
+ * "image.config" (the image config JSON: Env, WorkingDir, User,
+ * Entrypoint, Cmd, ...), what BuildKit's ResolveImageConfig gives a
+ * frontend (`kiln image inspect` prints them). `attrs` are the SourceOp's
+ * attrs as "KEY=VALUE" strings, NULL-terminated (may be NULL); `platform`
+ * is "os/arch[/variant]", NULL for the host's; `context` may give the
+ * locals, secrets and OCI layouts a build would (only those members are
+ * read; may be NULL). Blocks for as long as the plugin works: call it from
+ * any thread but an embedder's loop. Errors: KILN_ENOENT (no plugin for
+ * the scheme), KILN_EINVAL (a malformed identifier, attr or platform), or
+ * the plugin's own (an image that is not there, an unreachable registry).
+ */
+KILN_EXTERN int kiln_source_resolve(kiln_engine_t *engine,
+                                    const char *identifier,
+                                    const char *const *attrs,
+                                    const char *platform,
+                                    const kiln_solve_options_t *context,
+                                    kiln_resolved_t **out, kiln_error_t *err);
+KILN_EXTERN void kiln_resolved_free(kiln_resolved_t *r);
 
 /*
  * Store management: what `kiln du`, `kiln prune` and `kiln logs` show.

@@ -56,7 +56,7 @@ extern "C" {
 
 #define KILN_PLUGIN_MAGIC     0x4b494c4eu /* "KILN" */
 #define KILN_PLUGIN_ABI_MAJOR 1           /* bumped on any incompatible change */
-#define KILN_PLUGIN_ABI_MINOR 1           /* bumped when members are appended */
+#define KILN_PLUGIN_ABI_MINOR 2           /* bumped when members are appended */
 #define KILN_PLUGIN_ENTRY     "kiln_plugin_entry"
 
 #if defined(__GNUC__)
@@ -235,7 +235,45 @@ typedef struct kiln_host {
      * -ENAMETOOLONG if buf is too small.
      */
     int (*add_layer)(kiln_job_t *job, char *buf, size_t size);
-    /* ABI 1.2+: append below, never above. */
+
+    /* -- Since ABI 1.2 -- */
+
+    /*
+     * fetch() only: like add_layer(), for a layer named by `key`, a stable
+     * name of exactly what the layer will hold, under which the host keeps
+     * it for every later fetch of any plugin (so name it by content and by
+     * everything it depends on: an image layer by the chain of verified
+     * blob digests from the bottom layer up). When the store has a layer
+     * of that name, it is stacked as it is, *reused is set to 1 and buf is
+     * left alone: write nothing. Otherwise *reused is 0, buf receives a new
+     * empty directory as add_layer() gives, and when fetch() returns 0 the
+     * host keeps the layer under `key`. A fetch that stacks all of its
+     * layers this way may leave dest_dir empty: an empty dest_dir below
+     * added layers is dropped. Keys are 1 to 256 printable ASCII bytes
+     * (-EINVAL otherwise); -ENOTSUP outside fetch().
+     */
+    int (*add_layer_keyed)(kiln_job_t *job, const char *key, char *buf,
+                           size_t size, int *reused);
+    /*
+     * resolve() only: metadata of the resolved source, for clients that
+     * resolve a source without building it (kiln_source_resolve(), `kiln
+     * image inspect`: what BuildKit's ResolveImageConfig answers). `value`
+     * is copied, `len` bytes (text, usually JSON); setting a key again
+     * replaces it. The image plugins set "image.digest" (the manifest's
+     * digest) and "image.config" (the image config JSON). At most 64 keys
+     * and 4 MiB each: -E2BIG beyond; -EINVAL for an empty key.
+     */
+    int (*set_meta)(kiln_job_t *job, const char *key, const void *value,
+                    size_t len);
+    /*
+     * The OCI image layout directory the build names `store` (`kiln build
+     * --oci-layout STORE=DIR`, kiln_solve_options_t.oci_layouts; BuildKit's
+     * oci.store attr), absolute; NULL when the build names none. With
+     * store NULL: the build's only layout, if it names exactly one.
+     * Borrowed for the job.
+     */
+    const char *(*oci_layout_dir)(kiln_job_t *job, const char *store);
+    /* ABI 1.3+: append below, never above. */
 } kiln_host_t;
 
 /* True if `host` has member `m` (a plugin built for a later minor than the
