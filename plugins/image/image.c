@@ -1,16 +1,24 @@
 /*
- * The docker-image source plugin: scheme "docker-image".
+ * The image source plugin: schemes "docker-image" (images in OCI / Docker
+ * registries) and "oci-layout" (images in OCI image layout directories).
  *
- * translate  ref=REF (normalized) [resolvemode=..] [layerlimit=N] ->
- *            docker-image://REF with image.resolvemode / image.layerlimit.
- * resolve    GETs the manifest (an index is followed to the platform's
- *            manifest) and pins BuildKit's index-0 cache key: the sha256 of
- *            {"Digest":..,"OS":..,"Arch":..[,"Variant":..][,"Limit":N]}.
- *            What fetch needs (registry, repository, layer descriptors) is
- *            kept in the plugin's key-value store under the pin.
- * fetch      each layer, bottom first, into the blob store (a blob already
- *            there is not downloaded again), then unpacked: the first into
- *            the fetch directory, the others into host->add_layer() ones.
+ * translate  docker-image: ref=REF, normalized as BuildKit's llb.Image
+ *            (busybox -> docker.io/library/busybox:latest), resolvemode,
+ *            layerlimit -> image.resolvemode / image.layerlimit.
+ *            oci-layout: ref=NAME@DIGEST (kept as given, as llb.OCILayout),
+ *            store, session, layerlimit -> oci.store / oci.session /
+ *            oci.layerlimit.
+ * resolve    finds the platform's manifest (resolve_registry.c,
+ *            resolve_layout.c) and pins BuildKit's index-0 cache key: the
+ *            sha256 of {"Digest":..,"OS":..,"Arch":..[,"Variant":..]
+ *            [,"Limit":N]}. What fetch needs (where the blobs are, the
+ *            layer descriptors) is kept in the key-value store under the
+ *            pin; the digest and config are set as metadata.
+ * fetch      each layer, bottom first, from the blob store (a registry's
+ *            blobs are downloaded into it once) or the layout, unpacked into
+ *            a layer the host keeps under the chain of blob digests below
+ *            and including it: a second image sharing bottom layers stacks
+ *            the same unpacked layers, and nothing is unpacked twice.
  *
  * core/oci and core/util are built into this module (see meson.build).
  */
@@ -25,15 +33,11 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include <kiln/plugin.h>
-
-#include "oci/layout.h"
-#include "oci/registry.h"
+#include "image.h"
 #include "oci/unpack.h"
 
-#define IMAGE_KV_MAX (1u << 20)
-
-static const kiln_host_t *host;
+const kiln_host_t *image_host;
+#define host image_host
 
 static int image_init(const kiln_host_t *h, void **state)
 {
@@ -53,95 +57,149 @@ static void image_teardown(void *state)
 
 /* ---- translate ---- */
 
-static int image_translate(void *state, kiln_job_t *job, const char *scheme,
-                           const kiln_attrs_t *params, char *ident,
-                           size_t ident_size, kiln_attrs_t *attrs)
+static int check_params(kiln_job_t *job, const kiln_attrs_t *params,
+                        const char *const *known, const char *list)
 {
-    const char *ref = host->attr_get(params, "ref");
-    const char *mode = host->attr_get(params, "resolvemode");
-    const char *limit = host->attr_get(params, "layerlimit");
     size_t n = host->attr_count(params);
-    const char *slash;
-    int rc = 0;
 
-    (void)state;
-    (void)scheme;
     for (size_t i = 0; i < n; i++) {
         const char *k = host->attr_key(params, i);
-        if (strcmp(k, "ref") != 0 && strcmp(k, "resolvemode") != 0 &&
-            strcmp(k, "layerlimit") != 0) {
-            return host->fail(job, -EINVAL,
-                              "unknown parameter %s (known: ref, "
-                              "resolvemode, layerlimit)",
-                              k);
+        size_t j = 0;
+
+        while (known[j] != NULL && strcmp(known[j], k) != 0) {
+            j++;
         }
+        if (known[j] == NULL) {
+            return host->fail(job, -EINVAL,
+                              "unknown parameter %s (known: %s)", k, list);
+        }
+    }
+    return 0;
+}
+
+static int set_limit(kiln_job_t *job, const char *limit, kiln_attrs_t *attrs,
+                     const char *attr)
+{
+    char *end;
+    long v;
+
+    if (limit == NULL) {
+        return 0;
+    }
+    v = strtol(limit, &end, 10);
+    if (*limit == '\0' || *end != '\0' || v <= 0 || v > 1000000) {
+        return host->fail(job, -EINVAL, "layerlimit=%s: want a number > 0",
+                          limit);
+    }
+    return host->attr_set(attrs, attr, limit);
+}
+
+static int translate_image(kiln_job_t *job, const kiln_attrs_t *params,
+                           char *ident, size_t ident_size,
+                           kiln_attrs_t *attrs)
+{
+    static const char *const known[] = {"ref", "resolvemode", "layerlimit",
+                                        NULL};
+    const char *ref = host->attr_get(params, "ref");
+    const char *mode = host->attr_get(params, "resolvemode");
+    kiln_error_t err = {0};
+    char *norm = NULL;
+    int rc = check_params(job, params, known, "ref, resolvemode, layerlimit");
+
+    if (rc != 0) {
+        return rc;
     }
     if (ref == NULL) {
         return host->fail(job, -EINVAL, "missing parameter ref=REF");
     }
-    /* A registry host has a '.' or ':' or is "localhost". */
-    slash = strchr(ref, '/');
-    if (slash == NULL || (memchr(ref, '.', (size_t)(slash - ref)) == NULL &&
-                          memchr(ref, ':', (size_t)(slash - ref)) == NULL &&
-                          strncmp(ref, "localhost/", 10) != 0)) {
-        return host->fail(job, -EINVAL,
-                          "ref=%s: not a normalized reference (want one "
-                          "naming its registry, like "
-                          "docker.io/library/busybox:latest)",
-                          ref);
+    rc = kiln__oci_ref_normalize(ref, &norm, &err);
+    if (rc != 0) {
+        return host->fail(job, -EINVAL, "ref=%s: %s", ref, err.message);
     }
-    if ((size_t)snprintf(ident, ident_size, "docker-image://%s", ref) >=
+    if ((size_t)snprintf(ident, ident_size, "docker-image://%s", norm) >=
         ident_size) {
-        return host->fail(job, -ENAMETOOLONG, "ref=%s: too long", ref);
+        rc = host->fail(job, -ENAMETOOLONG, "ref=%s: too long", ref);
     }
-    if (mode != NULL) {
+    free(norm);
+    if (rc == 0 && mode != NULL) {
         if (strcmp(mode, "default") != 0 && strcmp(mode, "pull") != 0 &&
             strcmp(mode, "local") != 0) {
             return host->fail(job, -EINVAL,
                               "resolvemode=%s: want default, pull or local",
                               mode);
         }
+        /* As llb.Image: the default is not written. */
         if (strcmp(mode, "default") != 0) {
             rc = host->attr_set(attrs, "image.resolvemode", mode);
         }
     }
-    if (rc == 0 && limit != NULL) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (*limit == '\0' || *end != '\0' || v <= 0 || v > 1000000) {
-            return host->fail(job, -EINVAL, "layerlimit=%s: want a number > 0",
-                              limit);
-        }
-        rc = host->attr_set(attrs, "image.layerlimit", limit);
+    if (rc == 0) {
+        rc = set_limit(job, host->attr_get(params, "layerlimit"), attrs,
+                       "image.layerlimit");
     }
     return rc;
 }
 
-/* ---- registry client ---- */
-
-static int job_cancelled(void *ud)
+static int translate_layout(kiln_job_t *job, const kiln_attrs_t *params,
+                            char *ident, size_t ident_size,
+                            kiln_attrs_t *attrs)
 {
-    return host->cancelled((const kiln_job_t *)ud);
+    static const char *const known[] = {"ref", "store", "session",
+                                        "layerlimit", NULL};
+    const char *ref = host->attr_get(params, "ref");
+    const char *store = host->attr_get(params, "store");
+    const char *session = host->attr_get(params, "session");
+    const char *at;
+    int rc = check_params(job, params, known,
+                          "ref, store, session, layerlimit");
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (ref == NULL) {
+        return host->fail(job, -EINVAL, "missing parameter ref=NAME@DIGEST");
+    }
+    at = strrchr(ref, '@');
+    if (at == NULL || !kiln__digest_valid(at + 1)) {
+        return host->fail(job, -EINVAL,
+                          "ref=%s: an oci-layout reference must carry a "
+                          "digest (NAME@sha256:...); tags are not resolved",
+                          ref);
+    }
+    if ((size_t)snprintf(ident, ident_size, "oci-layout://%s", ref) >=
+        ident_size) {
+        return host->fail(job, -ENAMETOOLONG, "ref=%s: too long", ref);
+    }
+    if (session != NULL && session[0] != '\0') {
+        rc = host->attr_set(attrs, "oci.session", session);
+    }
+    if (rc == 0 && store != NULL && store[0] != '\0') {
+        rc = host->attr_set(attrs, "oci.store", store);
+    }
+    if (rc == 0) {
+        rc = set_limit(job, host->attr_get(params, "layerlimit"), attrs,
+                       "oci.layerlimit");
+    }
+    return rc;
 }
 
-static int reg_open(kiln_job_t *job, kiln__oci_reg_t **r)
+static int image_translate(void *state, kiln_job_t *job, const char *scheme,
+                           const kiln_attrs_t *params, char *ident,
+                           size_t ident_size, kiln_attrs_t *attrs)
 {
-    kiln__oci_reg_opts_t o = {0};
-    kiln_error_t err = {0};
-    int rc;
-
-    o.cancelled = job_cancelled;
-    o.cancel_ud = job;
-    rc = kiln__oci_reg_new(&o, r, &err);
-    return rc == 0 ? 0 : host->fail(job, rc, "%s", err.message);
+    (void)state;
+    if (strcmp(scheme, "oci-layout") == 0) {
+        return translate_layout(job, params, ident, ident_size, attrs);
+    }
+    return translate_image(job, params, ident, ident_size, attrs);
 }
 
-/* ---- resolve ---- */
+/* ---- what resolve and fetch share ---- */
 
-/* The layer limit of src (0: none), or a negative errno. */
-static long src_limit(kiln_job_t *job, const kiln_source_t *src)
+long image_src_limit(kiln_job_t *job, const kiln_source_t *src,
+                     const char *attr)
 {
-    const char *s = host->attr_get(src->attrs, "image.layerlimit");
+    const char *s = host->attr_get(src->attrs, attr);
     char *end;
     long v;
 
@@ -150,16 +208,13 @@ static long src_limit(kiln_job_t *job, const kiln_source_t *src)
     }
     v = strtol(s, &end, 10);
     if (*s == '\0' || *end != '\0' || v <= 0 || v > 1000000) {
-        return host->fail(job, -EINVAL,
-                          "image.layerlimit=%s: want a "
-                          "number > 0",
-                          s);
+        return host->fail(job, -EINVAL, "%s=%s: want a number > 0", attr, s);
     }
     return v;
 }
 
-static int src_platform(kiln_job_t *job, const kiln_source_t *src,
-                        kiln_oci_platform_t *p)
+int image_src_platform(kiln_job_t *job, const kiln_source_t *src,
+                       kiln_oci_platform_t *p)
 {
     memset(p, 0, sizeof(*p));
     if (src->os == NULL || src->arch == NULL || src->os[0] == '\0' ||
@@ -181,19 +236,20 @@ static int src_platform(kiln_job_t *job, const kiln_source_t *src,
     return 0;
 }
 
-/* The kv key remembering the pin of an identifier on a platform (for
- * image.resolvemode=local). */
-static char *ref_key(const kiln_source_t *src, const kiln_oci_platform_t *p)
+char *image_ref_key(const kiln_source_t *src, const kiln_oci_platform_t *p)
 {
+    const char *store = host->attr_get(src->attrs, "oci.store");
     char plat[96];
     size_t n;
     char *k;
 
     kiln__oci_platform_format(p, plat, sizeof(plat));
-    n = strlen(src->identifier) + strlen(plat) + 8;
+    n = strlen(src->identifier) + strlen(plat) + (store ? strlen(store) : 0) +
+        16;
     k = malloc(n);
     if (k != NULL) {
-        snprintf(k, n, "ref:%s|%s", src->identifier, plat);
+        snprintf(k, n, "ref:%s|%s%s%s", src->identifier, plat,
+                 store != NULL ? "|" : "", store != NULL ? store : "");
     }
     return k;
 }
@@ -228,10 +284,9 @@ static int image_pin(const char *digest, const kiln_oci_platform_t *p,
     return rc;
 }
 
-/* Saves what fetch needs under the pin. */
+/* Keeps what fetch needs (and image_reuse) under the pin. */
 static int save_meta(kiln_job_t *job, const char *pin,
-                     const kiln__oci_ref_t *ref, const char *digest,
-                     const kiln_oci_image_manifest_t *m, size_t n_layers)
+                     const image_resolved_t *r, size_t n_layers)
 {
     json_t *o = json_object(), *layers = json_array();
     char *text;
@@ -243,13 +298,24 @@ static int save_meta(kiln_job_t *job, const char *pin,
         return host->fail(job, -ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < n_layers; i++) {
-        json_array_append_new(layers, json_pack("{s:s,s:I}", "digest",
-                                                m->layers[i].digest, "size",
-                                                (json_int_t)m->layers[i].size));
+        json_array_append_new(layers,
+                              json_pack("{s:s,s:I}", "digest",
+                                        r->m->layers[i].digest, "size",
+                                        (json_int_t)r->m->layers[i].size));
     }
-    json_object_set_new(o, "registry", json_string(ref->registry));
-    json_object_set_new(o, "repository", json_string(ref->repository));
-    json_object_set_new(o, "manifest", json_string(digest));
+    if (r->origin.registry != NULL) {
+        json_object_set_new(o, "registry", json_string(r->origin.registry));
+        json_object_set_new(o, "repository",
+                            json_string(r->origin.repository));
+    } else {
+        json_object_set_new(o, "layout", json_true());
+        if (r->origin.store != NULL) {
+            json_object_set_new(o, "store", json_string(r->origin.store));
+        }
+    }
+    json_object_set_new(o, "digest", json_string(r->digest));
+    json_object_set_new(o, "manifest", json_string(r->manifest));
+    json_object_set_new(o, "config", json_string(r->m->config.digest));
     json_object_set_new(o, "layers", layers);
     text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -261,159 +327,165 @@ static int save_meta(kiln_job_t *job, const char *pin,
     return rc;
 }
 
-/* GETs `ref` and follows an index to the manifest for `p`. Fills *m and
- * digest (the chosen manifest's). */
-static int get_manifest(kiln_job_t *job, kiln__oci_reg_t *r,
-                        const kiln__oci_ref_t *ref, const char *name,
-                        const kiln_oci_platform_t *p,
-                        kiln_oci_image_manifest_t *m,
-                        char digest[KILN_DIGEST_STRLEN + 1])
+/* The metadata a client of resolve sees; old hosts have none. */
+static int set_meta(kiln_job_t *job, const char *digest, const void *config,
+                    size_t config_len)
 {
-    kiln__oci_manifest_t got = {0};
-    kiln_error_t err = {0};
-    int rc;
+    int rc = 0;
 
-    rc = kiln__oci_manifest_get(r, ref, &got, &err);
-    if (rc != 0) {
-        return host->fail(job, rc, "%s", err.message);
-    }
-    if (kiln__oci_mt_is_index(got.media_type)) {
-        kiln_oci_index_t ix = {0};
-        kiln__oci_ref_t sub = *ref;
-        size_t chosen;
-
-        rc = kiln__oci_index_parse(got.body, got.len, &ix, &err);
+    if (KILN_HOST_HAS(host, set_meta)) {
+        rc = host->set_meta(job, "image.digest", digest, strlen(digest));
         if (rc == 0) {
-            rc = kiln__oci_platform_select(ix.manifests, ix.n_manifests, p,
-                                           name, &chosen, &err);
-        }
-        if (rc != 0) {
-            kiln__oci_index_clear(&ix);
-            kiln__oci_manifest_clear(&got);
-            return host->fail(job, rc, "%s", err.message);
-        }
-        kiln__oci_manifest_clear(&got);
-        sub.tag = NULL;
-        sub.digest = ix.manifests[chosen].digest;
-        rc = kiln__oci_manifest_get(r, &sub, &got, &err);
-        kiln__oci_index_clear(&ix);
-        if (rc != 0) {
-            return host->fail(job, rc, "%s", err.message);
+            rc = host->set_meta(job, "image.config", config, config_len);
         }
     }
-    if (!kiln__oci_mt_is_manifest(got.media_type)) {
-        rc = host->fail(job, -EBADMSG, "%s: unsupported manifest type %s", name,
-                        got.media_type ? got.media_type : "(none)");
-        kiln__oci_manifest_clear(&got);
-        return rc;
-    }
-    rc = kiln__oci_image_manifest_parse(got.body, got.len, m, &err);
-    if (rc != 0) {
-        kiln__oci_manifest_clear(&got);
-        return host->fail(job, rc, "%s: %s", name, err.message);
-    }
-    memcpy(digest, got.digest, KILN_DIGEST_STRLEN + 1);
-    kiln__oci_manifest_clear(&got);
-    return 0;
-}
-
-static int image_resolve(void *state, kiln_job_t *job, const kiln_source_t *src)
-{
-    const char *mode = host->attr_get(src->attrs, "image.resolvemode");
-    const char *checksum = host->attr_get(src->attrs, "image.checksum");
-    kiln__oci_ref_t ref = {0};
-    kiln_oci_platform_t plat;
-    kiln_oci_image_manifest_t m = {0};
-    kiln__oci_reg_t *r = NULL;
-    kiln_error_t err = {0};
-    char digest[KILN_DIGEST_STRLEN + 1], pin[KILN_DIGEST_STRLEN + 1];
-    char *rkey = NULL;
-    size_t n_layers;
-    long limit;
-    int rc;
-
-    (void)state;
-    limit = src_limit(job, src);
-    if (limit < 0) {
-        return (int)limit;
-    }
-    rc = src_platform(job, src, &plat);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = kiln__oci_ref_parse(src->locator, &ref, &err);
-    if (rc != 0) {
-        return host->fail(job, rc, "%s", err.message);
-    }
-    rkey = ref_key(src, &plat);
-    if (rkey == NULL) {
-        rc = host->fail(job, -ENOMEM, "out of memory");
-        goto out;
-    }
-    if (mode != NULL && strcmp(mode, "local") == 0) {
-        char old[KILN_DIGEST_STRLEN + 1];
-        size_t len;
-        if (host->kv_get(job, rkey, old, sizeof(old) - 1, &len) == 0 &&
-            len == KILN_DIGEST_STRLEN) {
-            old[len] = '\0';
-            if (host->kv_get(job, old, NULL, 0, &len) == -ERANGE) {
-                rc = host->set_pin(job, old);
-                goto out;
-            }
-        }
-    }
-    rc = reg_open(job, &r);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = get_manifest(job, r, &ref, src->locator, &plat, &m, digest);
-    if (rc != 0) {
-        goto out;
-    }
-    if (checksum != NULL && strcmp(checksum, digest) != 0) {
-        rc = host->fail(job, -EBADMSG,
-                        "%s: manifest digest %s, image.checksum wants %s",
-                        src->locator, digest, checksum);
-        goto out;
-    }
-    n_layers = m.n_layers;
-    if (limit > 0) {
-        if ((size_t)limit > m.n_layers) {
-            rc = host->fail(job, -EINVAL,
-                            "%s: layer limit %ld, the image has %zu layers",
-                            src->locator, limit, m.n_layers);
-            goto out;
-        }
-        n_layers = (size_t)limit;
-    }
-    rc = image_pin(digest, &plat, limit, pin);
-    if (rc != 0) {
-        rc = host->fail(job, rc, "out of memory");
-        goto out;
-    }
-    rc = save_meta(job, pin, &ref, digest, &m, n_layers);
-    if (rc == 0) {
-        rc = host->kv_set(job, rkey, pin, strlen(pin));
-    }
-    if (rc == 0) {
-        host->log(job, KILN_PLUGIN_LOG_INFO, "%s: manifest %s", src->locator,
-                  digest);
-        rc = host->set_pin(job, pin);
-    }
-out:
-    free(rkey);
-    kiln__oci_image_manifest_clear(&m);
-    kiln__oci_reg_free(r);
-    kiln__oci_ref_clear(&ref);
     return rc;
 }
 
-/* ---- fetch ---- */
+int image_finish(kiln_job_t *job, const kiln_source_t *src,
+                 const kiln_oci_platform_t *p, long limit,
+                 const image_resolved_t *r)
+{
+    char pin[KILN_DIGEST_STRLEN + 1];
+    size_t n_layers = r->m->n_layers;
+    char *rkey;
+    int rc;
+
+    if (limit > 0) {
+        if ((size_t)limit > r->m->n_layers) {
+            return host->fail(job, -EINVAL,
+                              "%s: layer limit %ld, the image has %zu layers",
+                              src->locator, limit, r->m->n_layers);
+        }
+        n_layers = (size_t)limit;
+    }
+    rc = image_pin(r->digest, p, limit, pin);
+    if (rc != 0) {
+        return host->fail(job, rc, "out of memory");
+    }
+    rc = save_meta(job, pin, r, n_layers);
+    if (rc == 0 && (rkey = image_ref_key(src, p)) != NULL) {
+        rc = host->kv_set(job, rkey, pin, strlen(pin));
+        free(rkey);
+    }
+    if (rc == 0) {
+        rc = set_meta(job, r->digest, r->config, r->config_len);
+    }
+    if (rc == 0) {
+        host->log(job, KILN_PLUGIN_LOG_INFO, "%s: %s (manifest %s)",
+                  src->locator, r->digest, r->manifest);
+        rc = host->set_pin(job, pin);
+    }
+    return rc;
+}
+
+/* The metadata kept under `pin`, parsed; NULL when there is none. */
+static json_t *load_meta(kiln_job_t *job, const char *pin)
+{
+    char *buf = malloc(IMAGE_KV_MAX);
+    json_t *meta = NULL;
+    size_t len;
+
+    if (buf != NULL && host->kv_get(job, pin, buf, IMAGE_KV_MAX, &len) == 0) {
+        meta = json_loadb(buf, len, 0, NULL);
+    }
+    free(buf);
+    return meta;
+}
+
+/* Reads blob `digest` of the blob store (at most `limit` bytes). */
+static int read_blob(kiln_job_t *job, const char *digest, size_t limit,
+                     uint8_t **data, size_t *len)
+{
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int fd = -1, rc = host->blob_open(job, digest, &fd);
+
+    if (rc != 0) {
+        return rc;
+    }
+    buf = malloc(limit);
+    while (buf != NULL && n < limit) {
+        ssize_t got = read(fd, buf + n, limit - n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            rc = got < 0 ? -errno : 0;
+            break;
+        }
+        n += (size_t)got;
+    }
+    close(fd);
+    if (buf == NULL || rc != 0 || n == limit) {
+        free(buf);
+        return buf == NULL ? -ENOMEM : rc != 0 ? rc : -E2BIG;
+    }
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int image_reuse(kiln_job_t *job, const kiln_source_t *src,
+                const kiln_oci_platform_t *p, long limit, const char *digest)
+{
+    char pin[KILN_DIGEST_STRLEN + 1], *rkey = NULL;
+    const char *top = NULL, *config = NULL;
+    uint8_t *cfg = NULL;
+    json_t *meta = NULL;
+    size_t len = 0;
+    int rc = -ENOENT;
+
+    if (digest != NULL) {
+        if (image_pin(digest, p, limit, pin) == 0) {
+            meta = load_meta(job, pin);
+        }
+    } else if ((rkey = image_ref_key(src, p)) != NULL &&
+               host->kv_get(job, rkey, pin, sizeof(pin) - 1, &len) == 0 &&
+               len == KILN_DIGEST_STRLEN) {
+        pin[len] = '\0';
+        meta = load_meta(job, pin);
+    }
+    free(rkey);
+    if (meta != NULL &&
+        json_unpack(meta, "{s:s,s:s}", "digest", &top, "config", &config) ==
+            0 &&
+        read_blob(job, config, IMAGE_CONFIG_MAX, &cfg, &len) == 0) {
+        rc = set_meta(job, top, cfg, len);
+        if (rc == 0) {
+            host->log(job, KILN_PLUGIN_LOG_INFO,
+                      "%s: %s, resolved before", src->locator, top);
+            rc = host->set_pin(job, pin);
+        }
+    }
+    free(cfg);
+    json_decref(meta);
+    return rc;
+}
+
+/* ---- blobs ---- */
+
+static int job_cancelled(void *ud)
+{
+    return host->cancelled((const kiln_job_t *)ud);
+}
+
+int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r)
+{
+    kiln__oci_reg_opts_t o = {0};
+    kiln_error_t err = {0};
+    int rc;
+
+    o.cancelled = job_cancelled;
+    o.cancel_ud = job;
+    rc = kiln__oci_reg_new(&o, r, &err);
+    return rc == 0 ? 0 : host->fail(job, rc, "%s", err.message);
+}
 
 struct sink {
     kiln_job_t *job;
     int fd;
-    uint64_t done;
+    uint64_t *done;
     uint64_t total;
 };
 
@@ -436,39 +508,38 @@ static int sink_write(void *ud, const void *data, size_t len, kiln_error_t *err)
         }
         p += w;
         len -= (size_t)w;
-        s->done += (uint64_t)w;
+        *s->done += (uint64_t)w;
     }
-    host->progress(s->job, s->done, s->total);
+    host->progress(s->job, *s->done, s->total);
     return 0;
 }
 
-/* Opens layer `digest` (of `size` bytes) from the blob store, downloading
- * it first when it is not there; the client *r is made on first use. */
-static int layer_open(kiln_job_t *job, kiln__oci_reg_t **r,
-                      const char *registry, const char *repo,
-                      const char *digest, uint64_t size, struct sink *s,
-                      int *fd)
+int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
+                     const char *registry, const char *repo,
+                     const char *digest, uint64_t *done, uint64_t total,
+                     int *fd)
 {
+    struct sink s = {.job = job, .fd = -1, .done = done, .total = total};
     kiln_error_t err = {0};
+    uint64_t size = 0;
     char got[72];
     void *w;
     int rc;
 
     if (host->blob_open(job, digest, fd) == 0) {
-        s->done += size;
-        return 0;
+        return 1;
     }
     if (*r == NULL) {
-        rc = reg_open(job, r);
+        rc = image_reg_open(job, r);
         if (rc != 0) {
             return rc;
         }
     }
-    rc = host->blob_create(job, &s->fd, &w);
+    rc = host->blob_create(job, &s.fd, &w);
     if (rc != 0) {
         return rc;
     }
-    rc = kiln__oci_blob_get(*r, registry, repo, digest, sink_write, s, NULL,
+    rc = kiln__oci_blob_get(*r, registry, repo, digest, sink_write, &s, &size,
                             &err);
     if (rc != 0) {
         host->blob_abort(job, w);
@@ -481,47 +552,105 @@ static int layer_open(kiln_job_t *job, kiln__oci_reg_t **r,
     return host->blob_open(job, digest, fd);
 }
 
+const char *image_layout_dir(kiln_job_t *job, const kiln_source_t *src,
+                             const char *store)
+{
+    const char *dir = NULL;
+
+    if (KILN_HOST_HAS(host, oci_layout_dir)) {
+        dir = host->oci_layout_dir(job, store);
+    }
+    if (dir == NULL) {
+        host->fail(job, -ENOENT,
+                   "%s: %s%s%s (kiln build --oci-layout STORE=DIR)",
+                   src->locator,
+                   store != NULL ? "the build names no OCI layout '"
+                                 : "the build names no single OCI layout "
+                                   "and the source no oci.store",
+                   store != NULL ? store : "", store != NULL ? "'" : "");
+    }
+    return dir;
+}
+
+/* ---- fetch ---- */
+
+/* The next layer's key: the chain of blob digests up to it. */
+static int chain_key(char chain[KILN_DIGEST_STRLEN + 1], const char *digest,
+                     size_t i, char *key, size_t size)
+{
+    char text[2 * KILN_DIGEST_STRLEN + 2];
+
+    if (i == 0) {
+        memcpy(chain, digest, KILN_DIGEST_STRLEN + 1);
+    } else {
+        snprintf(text, sizeof(text), "%s %s", chain, digest);
+        if (kiln__sha256_digest(text, strlen(text), chain) != 0) {
+            return -ENOMEM;
+        }
+    }
+    snprintf(key, size, "image-layer:%s", chain);
+    return 0;
+}
+
+/* The directory layer i goes into (nothing to do: *reused). */
+static int layer_dir(kiln_job_t *job, const kiln_source_t *src, size_t i,
+                     size_t n, const char *key, const char *dest_dir,
+                     char *dir, size_t size, int *reused)
+{
+    int rc;
+
+    *reused = 0;
+    if (KILN_HOST_HAS(host, add_layer_keyed)) {
+        rc = host->add_layer_keyed(job, key, dir, size, reused);
+    } else if (i == 0) {
+        snprintf(dir, size, "%s", dest_dir);
+        return 0;
+    } else if (!KILN_HOST_HAS(host, add_layer)) {
+        return host->fail(job, -ENOTSUP,
+                          "%s: %zu layers need a host with add_layer "
+                          "(ABI 1.1)",
+                          src->locator, n);
+    } else {
+        rc = host->add_layer(job, dir, size);
+    }
+    return rc == 0 ? 0
+                   : host->fail(job, rc, "adding layer %zu: %s", i,
+                                strerror(-rc));
+}
+
 static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
                        const char *dest_dir)
 {
     kiln__oci_reg_t *r = NULL;
-    json_t *meta = NULL, *layers;
-    json_error_t jerr;
-    const char *registry, *repo;
-    char *buf = NULL, dir[4096];
-    struct sink s = {.job = job, .fd = -1};
-    size_t len;
-    int rc;
+    kiln_oci_layout_t *lay = NULL;
+    json_t *meta, *layers;
+    const char *registry = NULL, *repo = NULL, *store = NULL;
+    char chain[KILN_DIGEST_STRLEN + 1], key[96], dir[4096];
+    uint64_t done = 0, total = 0;
+    int rc = 0, layout = 0;
 
     (void)state;
-    buf = malloc(IMAGE_KV_MAX);
-    if (buf == NULL) {
-        return host->fail(job, -ENOMEM, "out of memory");
-    }
-    rc = host->kv_get(job, src->pin, buf, IMAGE_KV_MAX, &len);
-    if (rc != 0) {
-        free(buf);
-        return host->fail(job, rc == -ENOENT ? -ENOENT : rc,
+    meta = load_meta(job, src->pin);
+    if (meta == NULL) {
+        return host->fail(job, -ENOENT,
                           "%s: nothing known of pin %s (resolve again)",
                           src->locator, src->pin);
     }
-    meta = json_loadb(buf, len, 0, &jerr);
-    free(buf);
-    if (meta == NULL ||
-        json_unpack(meta, "{s:s,s:s,s:o}", "registry", &registry, "repository",
-                    &repo, "layers", &layers) != 0 ||
-        !json_is_array(layers)) {
+    if (json_unpack(meta, "{s?s,s?s,s?b,s?s,s:o}", "registry", &registry,
+                    "repository", &repo, "layout", &layout, "store", &store,
+                    "layers", &layers) != 0 ||
+        !json_is_array(layers) || (!layout && (registry == NULL ||
+                                               repo == NULL))) {
         json_decref(meta);
         return host->fail(job, -EBADMSG, "%s: corrupt metadata of pin %s",
                           src->locator, src->pin);
     }
     for (size_t i = 0; i < json_array_size(layers); i++) {
         json_int_t size = 0;
-        const char *dg = NULL;
-        if (json_unpack(json_array_get(layers, i), "{s:s,s:I}", "digest", &dg,
-                        "size", &size) == 0 &&
+        if (json_unpack(json_array_get(layers, i), "{s:I}", "size", &size) ==
+                0 &&
             size > 0) {
-            s.total += (uint64_t)size;
+            total += (uint64_t)size;
         }
     }
     for (size_t i = 0; i < json_array_size(layers) && rc == 0; i++) {
@@ -529,7 +658,7 @@ static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
         kiln_error_t err = {0};
         json_int_t size = 0;
         const char *dg = NULL;
-        int fd = -1;
+        int fd = -1, reused = 0;
 
         if (host->cancelled(job)) {
             rc = host->fail(job, -ECANCELED, "canceled");
@@ -542,26 +671,44 @@ static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
                             src->locator, src->pin);
             break;
         }
-        if (i == 0) {
-            snprintf(dir, sizeof(dir), "%s", dest_dir);
-        } else if (!KILN_HOST_HAS(host, add_layer)) {
-            rc = host->fail(job, -ENOTSUP,
-                            "%s: %zu layers need a host with add_layer "
-                            "(ABI 1.1)",
-                            src->locator, json_array_size(layers));
-            break;
-        } else {
-            rc = host->add_layer(job, dir, sizeof(dir));
-            if (rc != 0) {
-                rc = host->fail(job, rc, "adding layer %zu: %s", i,
-                                strerror(-rc));
+        rc = chain_key(chain, dg, i, key, sizeof(key));
+        if (rc == 0) {
+            rc = layer_dir(job, src, i, json_array_size(layers), key, dest_dir,
+                           dir, sizeof(dir), &reused);
+        }
+        if (rc != 0 || reused) {
+            done += size > 0 ? (uint64_t)size : 0;
+            host->progress(job, done, total);
+            continue;
+        }
+        if (layout) {
+            const char *ldir = lay == NULL
+                                   ? image_layout_dir(job, src, store)
+                                   : "";
+            if (ldir == NULL) {
+                rc = -ENOENT;
                 break;
             }
-        }
-        rc = layer_open(job, &r, registry, repo, dg,
-                        size > 0 ? (uint64_t)size : 0, &s, &fd);
-        if (rc != 0) {
-            break;
+            if (lay == NULL &&
+                (rc = kiln__oci_layout_open(ldir, &lay, &err)) == 0) {
+                rc = kiln__oci_layout_open_blob(lay, dg, &fd, &err);
+            } else if (lay != NULL) {
+                rc = kiln__oci_layout_open_blob(lay, dg, &fd, &err);
+            }
+            if (rc != 0) {
+                rc = host->fail(job, rc, "%s", err.message);
+                break;
+            }
+        } else {
+            rc = image_blob_fetch(job, &r, registry, repo, dg, &done, total,
+                                  &fd);
+            if (rc < 0) {
+                break;
+            }
+            if (rc == 1) { /* in the blob store already */
+                done += size > 0 ? (uint64_t)size : 0;
+            }
+            rc = 0;
         }
         uo.expect_digest = dg;
         rc = kiln__oci_unpack_fd(fd, dir, &uo, NULL, &err);
@@ -569,20 +716,35 @@ static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
         if (rc != 0) {
             rc = host->fail(job, rc, "layer %s: %s", dg, err.message);
         }
-        host->progress(job, s.done, s.total);
+        if (layout) {
+            done += size > 0 ? (uint64_t)size : 0;
+        }
+        host->progress(job, done, total);
     }
+    kiln__oci_layout_free(lay);
     kiln__oci_reg_free(r);
     json_decref(meta);
     return rc;
 }
 
-static const char *const image_schemes[] = {"docker-image", NULL};
+static int image_resolve(void *state, kiln_job_t *job, const kiln_source_t *src)
+{
+    (void)state;
+    if (strcmp(src->scheme, "oci-layout") == 0) {
+        return image_resolve_layout(job, src);
+    }
+    return image_resolve_registry(job, src);
+}
+
+static const char *const image_schemes[] = {"docker-image", "oci-layout",
+                                            NULL};
 
 static const kiln_plugin_t image_plugin = {
     KILN_PLUGIN_HEADER,
     .name = "image",
-    .version = "1.0.0",
-    .description = "container images from OCI / Docker registries",
+    .version = "1.1.0",
+    .description = "container images from OCI / Docker registries and OCI "
+                   "layout directories",
     .schemes = image_schemes,
     .init = image_init,
     .teardown = image_teardown,

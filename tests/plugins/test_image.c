@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "net_fixture.h"
+#include "registry_fixture.h"
 
 #include <kiln/kiln.h>
 #include <kiln/llb.h>
@@ -37,19 +38,16 @@
 #include "oci/layout.h"
 #include "oci/registry.h"
 
-#define REGISTRY_BIN "/usr/bin/docker-registry"
 #define BUSYBOX      "/bin/busybox"
 
 /* The registry and the image pushed to it, shared by every test. */
 static struct {
-    char dir[64]; /* temporary directory */
+    test_registry_t reg;
     int port;
-    pid_t pid;
     char ref[128];      /* "127.0.0.1:PORT/busybox:latest" */
     char digest[80];    /* the manifest's */
     char pin[80];       /* the pin BuildKit's key gives */
     char pin_json[256]; /* the JSON hashed into it */
-    char log[128];      /* the registry's access log */
 } srv;
 
 /* Per test: a store root and an output directory. */
@@ -57,48 +55,6 @@ struct fixture {
     char root[64];
     char out[64];
 };
-
-/* ---- helpers ---- */
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
-
-static void sh(const char *fmt, ...) KILN_PRINTF(1, 2);
-static void sh(const char *fmt, ...)
-{
-    char cmd[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    if (system(cmd) != 0) {
-        fail_msg("command failed: %s", cmd);
-    }
-}
-
-/* Lines of the registry's access log holding `needle`. */
-static int log_count(const char *needle)
-{
-    char buf[2048];
-    FILE *f = fopen(srv.log, "r");
-    int n = 0;
-
-    if (f == NULL) {
-        return 0;
-    }
-    while (fgets(buf, sizeof(buf), f) != NULL) {
-        n += strstr(buf, needle) != NULL;
-    }
-    fclose(f);
-    return n;
-}
 
 /* ---- the fixture image ---- */
 
@@ -135,9 +91,9 @@ static void push_image(void)
     uint8_t *body;
     size_t len;
 
-    snprintf(lay, sizeof(lay), "%s/layout", srv.dir);
-    snprintf(l1, sizeof(l1), "%s/l1", srv.dir);
-    snprintf(l2, sizeof(l2), "%s/l2", srv.dir);
+    snprintf(lay, sizeof(lay), "%s/layout", srv.reg.dir);
+    snprintf(l1, sizeof(l1), "%s/l1", srv.reg.dir);
+    snprintf(l2, sizeof(l2), "%s/l2", srv.reg.dir);
     sh("mkdir -p %s/bin %s/etc %s/etc && cp %s %s/bin/busybox && "
        "chmod 0755 %s/bin/busybox && ln -s busybox %s/bin/sh && "
        "echo kiln > %s/etc/hostname && echo bye > %s/etc/gone && "
@@ -205,42 +161,9 @@ static void push_image(void)
 
 static int start_registry(void **state)
 {
-    char cfg[128], text[1024];
-
     (void)state;
-    snprintf(srv.dir, sizeof(srv.dir), "/tmp/kiln-image-XXXXXX");
-    assert_non_null(mkdtemp(srv.dir));
-    srv.port = free_port();
-    snprintf(text, sizeof(text),
-             "version: 0.1\n"
-             "log:\n  level: error\n"
-             "storage:\n  filesystem:\n    rootdirectory: %s/data\n"
-             "http:\n  addr: 127.0.0.1:%d\n",
-             srv.dir, srv.port);
-    snprintf(cfg, sizeof(cfg), "%s/config.yml", srv.dir);
-    write_text(cfg, text);
-    snprintf(srv.log, sizeof(srv.log), "%s/registry.log", srv.dir);
-    srv.pid = fork();
-    assert_true(srv.pid >= 0);
-    if (srv.pid == 0) {
-        /* A test that dies (a sanitizer abort) takes its server along. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int fd = open(srv.log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execl(REGISTRY_BIN, "docker-registry", "serve", cfg, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400 && !port_open(srv.port); i++) {
-        int st;
-        if (waitpid(srv.pid, &st, WNOHANG) == srv.pid) {
-            fail_msg("docker-registry exited; see %s", srv.log);
-        }
-        usleep(50000);
-    }
-    assert_true(port_open(srv.port));
+    registry_start(&srv.reg);
+    srv.port = srv.reg.port;
     push_image();
     return 0;
 }
@@ -248,14 +171,7 @@ static int start_registry(void **state)
 static int stop_registry(void **state)
 {
     (void)state;
-    if (srv.pid > 0) {
-        kill(srv.pid, SIGTERM);
-        waitpid(srv.pid, NULL, 0);
-        srv.pid = 0;
-    }
-    if (srv.dir[0] != '\0') {
-        sh("rm -rf '%s'", srv.dir);
-    }
+    registry_remove(&srv.reg);
     return 0;
 }
 
@@ -322,12 +238,17 @@ struct result {
     kiln_error_t err;
     kiln_solve_stats_t stats;
     char pin[80]; /* the image plugin's, from the DEBUG messages */
+    char warning[1024]; /* the last WARNING event */
 };
 
 static void on_event(const kiln_event_t *ev, void *ud)
 {
     struct result *r = ud;
 
+    if (ev->type == KILN_EVENT_WARNING && ev->data != NULL) {
+        snprintf(r->warning, sizeof(r->warning), "%.*s", (int)ev->len,
+                 (const char *)ev->data);
+    }
     if (ev->type == KILN_EVENT_MESSAGE && ev->data != NULL) {
         char msg[1024];
         const char *at;
@@ -436,7 +357,13 @@ static void test_translate(void **state)
     const char *ok[] = {"ref=127.0.0.1:5000/busybox:latest", "resolvemode=pull",
                         "layerlimit=1", NULL};
     const char *plain[] = {"ref=docker.io/library/busybox:latest", NULL};
-    const char *bad[] = {"ref=busybox", NULL};
+    const char *bare[] = {"ref=busybox", NULL};
+    const char *bad[] = {"ref=busybox/Upper", NULL};
+    const char *lay[] = {"ref=busybox@sha256:"
+                         "4edcf4cbb0f5d920b278869fc0740829a366c921fbb9c142"
+                         "990568ae55d87b39",
+                         "store=base", "layerlimit=1", NULL};
+    const char *lay_tag[] = {"ref=busybox:latest", NULL};
     kiln_translated_t *t = NULL;
     kiln_error_t err = {0};
 
@@ -462,9 +389,36 @@ static void test_translate(void **state)
     kiln_translated_free(t);
     t = NULL;
 
+    /* Normalized as llb.Image does. */
+    assert_int_equal(
+        kiln_source_translate(NULL, "docker-image", bare, &t, &err), 0);
+    assert_string_equal(t->identifier,
+                        "docker-image://docker.io/library/busybox:latest");
+    kiln_translated_free(t);
+    t = NULL;
+
     assert_int_equal(kiln_source_translate(NULL, "docker-image", bad, &t, &err),
                      KILN_EINVAL);
-    assert_non_null(strstr(err.message, "docker.io/library/busybox:latest"));
+    assert_non_null(strstr(err.message, "must be lowercase"));
+    kiln_translated_free(t);
+    t = NULL;
+
+    /* oci-layout: kept as given (llb.OCILayout), with its attrs. */
+    assert_int_equal(kiln_source_translate(NULL, "oci-layout", lay, &t, &err),
+                     0);
+    assert_string_equal(t->identifier, "oci-layout://busybox@sha256:"
+                                       "4edcf4cbb0f5d920b278869fc0740829a366c9"
+                                       "21fbb9c142990568ae55d87b39");
+    assert_int_equal(t->n_attrs, 2);
+    assert_string_equal(t->keys[0], "oci.layerlimit");
+    assert_string_equal(t->keys[1], "oci.store");
+    assert_string_equal(t->values[1], "base");
+    kiln_translated_free(t);
+    t = NULL;
+    assert_int_equal(
+        kiln_source_translate(NULL, "oci-layout", lay_tag, &t, &err),
+        KILN_EINVAL);
+    assert_non_null(strstr(err.message, "must carry a digest"));
     kiln_translated_free(t);
 }
 
@@ -481,7 +435,7 @@ static void test_build_and_cache(void **state)
     }
     expect_tree(f);
     assert_string_equal(r.pin, srv.pin);
-    blobs = log_count("GET /v2/busybox/blobs/");
+    blobs = registry_log_count(&srv.reg, "GET /v2/busybox/blobs/");
     printf("# first build: %u ops, %u cached; %d blob GETs\n", r.stats.total,
            r.stats.cached, blobs);
     assert_true(blobs >= 2);
@@ -495,7 +449,7 @@ static void test_build_and_cache(void **state)
            r.stats.cached);
     assert_true(r.stats.total > 0);
     assert_int_equal(r.stats.cached, r.stats.total);
-    assert_int_equal(log_count("GET /v2/busybox/blobs/"), blobs);
+    assert_int_equal(registry_log_count(&srv.reg, "GET /v2/busybox/blobs/"), blobs);
 
     /* Run again: the layers come from the blob store, not the registry. */
     run_opts(f, def, 1, &r);
@@ -505,7 +459,7 @@ static void test_build_and_cache(void **state)
     expect_tree(f);
     printf("# no-cache build: %u ops, %u run\n", r.stats.total, r.stats.run);
     assert_int_equal(r.stats.cached, 0);
-    assert_int_equal(log_count("GET /v2/busybox/blobs/"), blobs);
+    assert_int_equal(registry_log_count(&srv.reg, "GET /v2/busybox/blobs/"), blobs);
     kiln_definition_free(def);
 }
 
@@ -562,9 +516,7 @@ static void test_resolve_local(void **state)
     expect_tree(f);
     assert_string_equal(r.pin, srv.pin);
 
-    kill(srv.pid, SIGTERM);
-    waitpid(srv.pid, NULL, 0);
-    srv.pid = 0;
+    registry_stop(&srv.reg);
     assert_false(port_open(srv.port));
     run(f, def, &r);
     if (r.rc != 0) {
@@ -575,12 +527,35 @@ static void test_resolve_local(void **state)
     assert_int_equal(r.stats.cached, r.stats.total);
     kiln_definition_free(def);
 
-    /* Without local mode the registry is asked, and is gone. */
+    /* The default mode asks the registry, and on failure falls back to
+     * the image resolved before, with a warning. */
     def = image_def(srv.ref);
+    run(f, def, &r);
+    kiln_definition_free(def);
+    if (r.rc != 0) {
+        fail_msg("default mode, registry gone: %s", r.err.message);
+    }
+    assert_string_equal(r.pin, srv.pin);
+    assert_non_null(strstr(r.warning, "cannot reach registry"));
+    assert_non_null(strstr(r.warning, "using the image resolved before"));
+
+    /* pull mode asks the registry, and it is gone. */
+    def = image_def_mode(srv.ref, KILN_LLB_RESOLVE_PULL);
     run(f, def, &r);
     kiln_definition_free(def);
     assert_int_not_equal(r.rc, 0);
     assert_non_null(strstr(r.err.message, "cannot reach registry"));
+
+    /* A reference pinned by digest needs no registry in any mode. */
+    {
+        char pinned[256];
+        snprintf(pinned, sizeof(pinned), "%s@%s", srv.ref, srv.digest);
+        def = image_def_mode(pinned, KILN_LLB_RESOLVE_PULL);
+    }
+    run(f, def, &r);
+    kiln_definition_free(def);
+    assert_int_equal(r.rc, 0);
+    r.err.message[0] = '\0';
 }
 
 static void test_errors(void **state)
