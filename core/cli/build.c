@@ -25,6 +25,8 @@ struct build_args {
     size_t n_locals;
     const char **secrets; /* "ID=PATH", NULL-terminated */
     size_t n_secrets;
+    const char **layouts; /* "STORE=DIR", NULL-terminated */
+    size_t n_layouts;
 };
 
 /*
@@ -83,6 +85,11 @@ static void build_usage(FILE *out)
         "                         Make the file PATH secret ID for sources "
         "that\n"
         "                         ask for it (repeatable; never stored)\n"
+        "      --oci-layout STORE=DIR\n"
+        "                         Give oci-layout:// sources whose oci.store "
+        "is\n"
+        "                         STORE the OCI image layout DIR "
+        "(repeatable)\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -147,6 +154,19 @@ static int parse_local(struct build_args *a, const char *s)
                                     s);
     }
     return push(&a->locals, &a->n_locals, s);
+}
+
+/* buildctl's --oci-layout STORE=DIR. */
+static int parse_layout(struct build_args *a, const char *s)
+{
+    const char *eq = strchr(s, '=');
+
+    if (eq == NULL || eq == s || eq[1] == '\0') {
+        return kiln_cli_usage_error(
+            CMD, "--oci-layout wants STORE=DIR (id=path/to/layout), not '%s'",
+            s);
+    }
+    return push(&a->layouts, &a->n_layouts, s);
 }
 
 /* buildctl's --secret id=ID,src=PATH (also "source", and "env" is not
@@ -228,6 +248,8 @@ static int parse_option(struct build_args *a, int c, char **argv)
         return parse_local(a, optarg);
     case 'S':
         return parse_secret(a, optarg);
+    case 'O':
+        return parse_layout(a, optarg);
     case 'd':
         a->log_level = KILN_LOG_DEBUG;
         return -1;
@@ -252,6 +274,7 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"debug", no_argument, NULL, 'd'},
         {"local", required_argument, NULL, 'L'},
         {"secret", required_argument, NULL, 'S'},
+        {"oci-layout", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -390,6 +413,7 @@ static int solve(kiln_engine_t *engine, const struct build_args *a,
     so.userdata = progress;
     so.locals = a->locals;
     so.secrets = a->secrets;
+    so.oci_layouts = a->layouts;
     rc = kiln_solve_start(engine, &so, &err, &s);
     if (rc < 0) {
         return kiln_cli_error(&err);
@@ -455,6 +479,7 @@ int kiln_cli_build(int argc, char **argv)
     kiln_definition_free(def);
     kiln_cli_output_free(&a.out);
     free(a.locals);
+    free(a.layouts);
     for (size_t i = 0; i < a.n_secrets; i++) {
         free((char *)a.secrets[i]);
     }

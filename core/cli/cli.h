@@ -69,5 +69,6 @@ int kiln_cli_prune(int argc, char **argv);
 int kiln_cli_logs(int argc, char **argv);
 int kiln_cli_plugins(int argc, char **argv);
 int kiln_cli_source(int argc, char **argv);
+int kiln_cli_image(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const struct kiln_cli_command commands[] = {
     {"logs", "Print the stored output of a vertex", kiln_cli_logs},
     {"plugins", "List the source plugins kiln loads", kiln_cli_plugins},
     {"source", "Translate source parameters (translate)", kiln_cli_source},
+    {"image", "Resolve an image's digest and config (inspect)",
+     kiln_cli_image},
     {"debug", "Inspect definitions (dump-llb)", kiln_cli_debug},
 };
 
