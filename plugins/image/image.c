@@ -561,9 +561,8 @@ const char *image_layout_dir(kiln_job_t *job, const kiln_source_t *src,
         dir = host->oci_layout_dir(job, store);
     }
     if (dir == NULL) {
-        host->fail(job, -ENOENT,
-                   "%s: %s%s%s (kiln build --oci-layout STORE=DIR)",
-                   src->locator,
+        (void)src;
+        host->fail(job, -ENOENT, "%s%s%s (kiln build --oci-layout STORE=DIR)",
                    store != NULL ? "the build names no OCI layout '"
                                  : "the build names no single OCI layout "
                                    "and the source no oci.store",

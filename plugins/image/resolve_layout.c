@@ -64,7 +64,7 @@ int image_resolve_layout(kiln_job_t *job, const kiln_source_t *src)
                                         &config_len, &err);
     }
     if (rc != 0) {
-        rc = host->fail(job, rc, "%s: %s", src->locator, err.message);
+        rc = host->fail(job, rc, "%s", err.message);
     } else {
         /* The config, for image_reuse() and inspect as for registries. */
         int fd;
