@@ -147,6 +147,16 @@ static char *dup_n(const char *s, size_t n, bool *oom)
     return d;
 }
 
+static bool has_upper(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= 'A' && s[i] <= 'Z') {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Where the parts of a reference end: registry before `slash`, the
  * repository up to `colon` (or `name_end`), the tag up to `name_end`, the
  * digest after `at`. */
@@ -171,8 +181,11 @@ static const char *split_ref(const char *s, ref_parts_t *p)
     }
     hl = (size_t)(p->slash - s);
     why = check_registry(s, hl);
+    /* As Docker's splitDockerDomain: a '.', a ':', "localhost" or an
+     * upper-case letter makes the first component a host. */
     if (why == NULL && memchr(s, '.', hl) == NULL &&
-        memchr(s, ':', hl) == NULL && strncmp(s, "localhost/", 10) != 0) {
+        memchr(s, ':', hl) == NULL && strncmp(s, "localhost/", 10) != 0 &&
+        !has_upper(s, hl)) {
         why = "not normalized (the first component is not a registry host)";
     }
     p->at = strchr(p->slash, '@');

@@ -50,6 +50,33 @@ static void fuzz_ref(const char *s)
     }
 }
 
+/* Normalizing a normalized reference changes nothing. (The registry
+ * client's parser may still refuse what Docker's grammar allows, such as a
+ * port past 65535, but with a message.) */
+static void fuzz_normalize(const char *s)
+{
+    kiln__oci_ref_t r = {0};
+    kiln_error_t err = {0};
+    char *norm = NULL, *again = NULL;
+
+    if (kiln__oci_ref_normalize(s, &norm, &err) != 0) {
+        if (err.message[0] == '\0' || norm != NULL) {
+            abort();
+        }
+        return;
+    }
+    if (kiln__oci_ref_parse(norm, &r, &err) != 0 && err.message[0] == '\0') {
+        abort();
+    }
+    if (kiln__oci_ref_normalize(norm, &again, &err) != 0 ||
+        strcmp(norm, again) != 0) {
+        abort();
+    }
+    kiln__oci_ref_clear(&r);
+    free(norm);
+    free(again);
+}
+
 /* Token responses and base64: a success must be sane. */
 static void fuzz_body(const char *s, size_t len)
 {
@@ -97,6 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_challenge(text, size);
     fuzz_challenge(parts[0], lens[0]);
     fuzz_ref(parts[1]);
+    fuzz_normalize(parts[1]);
     fuzz_body(parts[2], lens[2]);
     free(text);
     return 0;
