@@ -393,19 +393,13 @@ static json_t *load_meta(kiln_job_t *job, const char *pin)
     return meta;
 }
 
-/* Reads blob `digest` of the blob store (at most `limit` bytes). */
-static int read_blob(kiln_job_t *job, const char *digest, size_t limit,
-                     uint8_t **data, size_t *len)
+int image_read_fd(int fd, size_t limit, uint8_t **data, size_t *len)
 {
-    uint8_t *buf = NULL;
+    uint8_t *buf = malloc(limit);
     size_t n = 0;
-    int fd = -1, rc = host->blob_open(job, digest, &fd);
+    int rc = buf != NULL ? 0 : -ENOMEM;
 
-    if (rc != 0) {
-        return rc;
-    }
-    buf = malloc(limit);
-    while (buf != NULL && n < limit) {
+    while (rc == 0 && n < limit) {
         ssize_t got = read(fd, buf + n, limit - n);
         if (got < 0 && errno == EINTR) {
             continue;
@@ -417,13 +411,25 @@ static int read_blob(kiln_job_t *job, const char *digest, size_t limit,
         n += (size_t)got;
     }
     close(fd);
-    if (buf == NULL || rc != 0 || n == limit) {
+    if (rc == 0 && n == limit) {
+        rc = -E2BIG;
+    }
+    if (rc != 0) {
         free(buf);
-        return buf == NULL ? -ENOMEM : rc != 0 ? rc : -E2BIG;
+        return rc;
     }
     *data = buf;
     *len = n;
     return 0;
+}
+
+/* Reads blob `digest` of the blob store (less than `limit` bytes). */
+static int read_blob(kiln_job_t *job, const char *digest, size_t limit,
+                     uint8_t **data, size_t *len)
+{
+    int fd = -1, rc = host->blob_open(job, digest, &fd);
+
+    return rc != 0 ? rc : image_read_fd(fd, limit, data, len);
 }
 
 int image_reuse(kiln_job_t *job, const kiln_source_t *src,

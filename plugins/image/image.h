@@ -70,6 +70,10 @@ int image_reuse(kiln_job_t *job, const kiln_source_t *src,
 int image_resolve_registry(kiln_job_t *job, const kiln_source_t *src);
 int image_resolve_layout(kiln_job_t *job, const kiln_source_t *src);
 
+/* Reads fd to its end (less than `limit` bytes: -E2BIG otherwise) into a
+ * malloc'ed *data, and closes it. */
+int image_read_fd(int fd, size_t limit, uint8_t **data, size_t *len);
+
 /* The registry client for a job (cancellable through it). */
 int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r);
 

@@ -82,7 +82,7 @@ static int get_config(kiln_job_t *job, kiln__oci_reg_t **r,
 {
     uint64_t done = 0;
     size_t cap = IMAGE_CONFIG_MAX, n = 0;
-    uint8_t *buf;
+    uint8_t *buf = NULL;
     int fd = -1, rc;
 
     if (m->config.size < 0 || (uint64_t)m->config.size >= cap) {
@@ -94,24 +94,13 @@ static int get_config(kiln_job_t *job, kiln__oci_reg_t **r,
     if (rc < 0) {
         return rc;
     }
-    buf = malloc(cap);
-    rc = buf != NULL ? 0 : -ENOMEM;
-    while (rc == 0 && n < cap) {
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got <= 0) {
-            rc = got < 0 ? -errno : 0;
-            break;
-        }
-        n += (size_t)got;
-    }
-    close(fd);
-    if (rc != 0 || n != (size_t)m->config.size) {
+    rc = image_read_fd(fd, cap, &buf, &n);
+    if (rc == 0 && n != (size_t)m->config.size) {
         free(buf);
-        return host->fail(job, rc != 0 ? rc : -EBADMSG,
-                          "config %s: read %zu bytes of %" PRId64,
+        rc = -EBADMSG;
+    }
+    if (rc != 0) {
+        return host->fail(job, rc, "config %s: read %zu bytes of %" PRId64,
                           m->config.digest, n, m->config.size);
     }
     *data = buf;
