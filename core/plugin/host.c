@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,9 @@
 #include "store/store.h"
 
 struct kiln_job {
+    /* Recursive: host functions that take it call h_fail(), which does. A
+     * plugin may call host functions from threads of its own. */
+    pthread_mutex_t mu;
     const kiln__plugin_t *p;
     kiln__job_ctx_t ctx;
     kiln_error_t err;
@@ -38,7 +42,7 @@ struct kiln_job {
 };
 
 /* Most keys set_meta() takes, and most bytes of one value. */
-#define JOB_META_MAX      64
+#define JOB_META_MAX       64
 #define JOB_META_VALUE_MAX (4u << 20)
 
 kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx)
@@ -46,6 +50,12 @@ kiln_job_t *kiln__job_new(const kiln__plugin_t *p, const kiln__job_ctx_t *ctx)
     kiln_job_t *job = calloc(1, sizeof(*job));
 
     if (job != NULL) {
+        pthread_mutexattr_t a;
+
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&job->mu, &a);
+        pthread_mutexattr_destroy(&a);
         job->p = p;
         if (ctx != NULL) {
             job->ctx = *ctx;
@@ -74,6 +84,7 @@ void kiln__job_free(kiln_job_t *job)
     free(job->meta_keys);
     free(job->meta_values);
     free(job->meta_lens);
+    pthread_mutex_destroy(&job->mu);
     free(job);
 }
 
@@ -167,12 +178,14 @@ static void h_log(kiln_job_t *job, enum kiln_plugin_log_level level,
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (job->ctx.node != NULL) {
-        /* Only this job's thread writes the vertex's output. */
-        static const char *const names[] = {"error", "warn", "info",
-                                            "debug"};
+        /* Only this job writes the vertex's output while it runs; the
+         * lock is for a plugin's own threads. */
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        pthread_mutex_lock(&job->mu);
         kiln__buf_printf(&job->ctx.node->output, "[%s] %s\n",
                          names[level <= KILN_PLUGIN_LOG_DEBUG ? level : 3],
                          msg);
+        pthread_mutex_unlock(&job->mu);
     }
     kiln__solve_note(job->ctx.solve, job->ctx.node,
                      level > KILN_PLUGIN_LOG_DEBUG ? KILN_LOG_DEBUG
@@ -190,10 +203,12 @@ static int h_fail(kiln_job_t *job, int code, const char *fmt, ...)
     if (job == NULL) {
         return code;
     }
+    pthread_mutex_lock(&job->mu);
     va_start(ap, fmt);
     vsnprintf(job->err.message, sizeof(job->err.message), fmt, ap);
     va_end(ap);
     job->err.code = code;
+    pthread_mutex_unlock(&job->mu);
     return code;
 }
 
@@ -211,7 +226,7 @@ static int h_cancelled(const kiln_job_t *job)
            atomic_load(&job->ctx.solve->stop);
 }
 
-static int h_set_pin(kiln_job_t *job, const char *pin)
+static int set_pin_locked(kiln_job_t *job, const char *pin)
 {
     char *copy;
 
@@ -224,6 +239,19 @@ static int h_set_pin(kiln_job_t *job, const char *pin)
     free(job->pin);
     job->pin = copy;
     return 0;
+}
+
+static int h_set_pin(kiln_job_t *job, const char *pin)
+{
+    int r;
+
+    if (job == NULL) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = set_pin_locked(job, pin);
+    pthread_mutex_unlock(&job->mu);
+    return r;
 }
 
 /* ---- storage ---- */
@@ -243,7 +271,7 @@ static int mkdirs(char *path)
     return mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
-static const char *h_cache_dir(kiln_job_t *job)
+static const char *cache_dir_locked(kiln_job_t *job)
 {
     char *dir;
 
@@ -263,6 +291,19 @@ static const char *h_cache_dir(kiln_job_t *job)
     }
     job->cache_dir = dir;
     return dir;
+}
+
+static const char *h_cache_dir(kiln_job_t *job)
+{
+    const char *r;
+
+    if (job == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = cache_dir_locked(job);
+    pthread_mutex_unlock(&job->mu);
+    return r;
 }
 
 /* Copies a failure of the store into the job; returns its code. */
@@ -314,10 +355,10 @@ static int h_kv_delete(kiln_job_t *job, const char *key)
     if (job == NULL || job->ctx.store == NULL) {
         return no_store(job);
     }
-    return store_fail(job,
-                      kiln__store_kv_delete(job->ctx.store, job->p->desc->name,
-                                            key, &err),
-                      &err);
+    return store_fail(
+        job,
+        kiln__store_kv_delete(job->ctx.store, job->p->desc->name, key, &err),
+        &err);
 }
 
 /* "ID=VALUE" entries of a NULL-terminated list: the value of `id`. */
@@ -333,8 +374,8 @@ static const char *lookup_pair(const char *const *list, const char *id)
     return NULL;
 }
 
-static int h_secret_get(kiln_job_t *job, const char *id, void *buf,
-                        size_t size, size_t *len)
+static int h_secret_get(kiln_job_t *job, const char *id, void *buf, size_t size,
+                        size_t *len)
 {
     const char *path = NULL;
     uint8_t *data = NULL;
@@ -427,7 +468,7 @@ static int h_blob_path(kiln_job_t *job, const char *digest, char *buf,
         &err);
 }
 
-static const char *h_local_dir(kiln_job_t *job, const char *name)
+static const char *local_dir_locked(kiln_job_t *job, const char *name)
 {
     const char *dir;
     char *abs;
@@ -444,7 +485,20 @@ static const char *h_local_dir(kiln_job_t *job, const char *name)
     return abs;
 }
 
-static int h_add_layer(kiln_job_t *job, char *buf, size_t size)
+static const char *h_local_dir(kiln_job_t *job, const char *name)
+{
+    const char *r;
+
+    if (job == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = local_dir_locked(job, name);
+    pthread_mutex_unlock(&job->mu);
+    return r;
+}
+
+static int add_layer_locked(kiln_job_t *job, char *buf, size_t size)
 {
     kiln_error_t err = {0};
     char path[4096];
@@ -472,6 +526,19 @@ static int h_add_layer(kiln_job_t *job, char *buf, size_t size)
     return 0;
 }
 
+static int h_add_layer(kiln_job_t *job, char *buf, size_t size)
+{
+    int r;
+
+    if (job == NULL) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = add_layer_locked(job, buf, size);
+    pthread_mutex_unlock(&job->mu);
+    return r;
+}
+
 static bool layer_key_valid(const char *key)
 {
     size_t n = 0;
@@ -484,8 +551,8 @@ static bool layer_key_valid(const char *key)
     return n > 0;
 }
 
-static int h_add_layer_keyed(kiln_job_t *job, const char *key, char *buf,
-                             size_t size, int *reused)
+static int add_layer_keyed_locked(kiln_job_t *job, const char *key, char *buf,
+                                  size_t size, int *reused)
 {
     kiln_error_t err = {0};
     char path[4096];
@@ -500,8 +567,8 @@ static int h_add_layer_keyed(kiln_job_t *job, const char *key, char *buf,
                       "add_layer_keyed: a key is 1 to 256 printable ASCII "
                       "bytes");
     }
-    rc = job->ctx.keyed_layer(job->ctx.layer_ud, key, path, sizeof(path),
-                              &got, &err);
+    rc = job->ctx.keyed_layer(job->ctx.layer_ud, key, path, sizeof(path), &got,
+                              &err);
     if (rc < 0) {
         return h_fail(job, rc, "%s", err.message);
     }
@@ -516,8 +583,22 @@ static int h_add_layer_keyed(kiln_job_t *job, const char *key, char *buf,
     return 0;
 }
 
-static int h_set_meta(kiln_job_t *job, const char *key, const void *value,
-                      size_t len)
+static int h_add_layer_keyed(kiln_job_t *job, const char *key, char *buf,
+                             size_t size, int *reused)
+{
+    int r;
+
+    if (job == NULL) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = add_layer_keyed_locked(job, key, buf, size, reused);
+    pthread_mutex_unlock(&job->mu);
+    return r;
+}
+
+static int set_meta_locked(kiln_job_t *job, const char *key, const void *value,
+                           size_t len)
 {
     char **nk, **nv, *k, *v;
     size_t *nl, i;
@@ -575,7 +656,21 @@ static int h_set_meta(kiln_job_t *job, const char *key, const void *value,
     return 0;
 }
 
-static const char *h_oci_layout_dir(kiln_job_t *job, const char *store)
+static int h_set_meta(kiln_job_t *job, const char *key, const void *value,
+                      size_t len)
+{
+    int r;
+
+    if (job == NULL) {
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = set_meta_locked(job, key, value, len);
+    pthread_mutex_unlock(&job->mu);
+    return r;
+}
+
+static const char *oci_layout_dir_locked(kiln_job_t *job, const char *store)
 {
     const kiln_solve_options_t *o = job != NULL ? job_opts(job) : NULL;
     const char *dir = NULL;
@@ -596,6 +691,19 @@ static const char *h_oci_layout_dir(kiln_job_t *job, const char *store)
     free(job->oci_dir);
     job->oci_dir = abs;
     return abs;
+}
+
+static const char *h_oci_layout_dir(kiln_job_t *job, const char *store)
+{
+    const char *r;
+
+    if (job == NULL) {
+        return NULL;
+    }
+    pthread_mutex_lock(&job->mu);
+    r = oci_layout_dir_locked(job, store);
+    pthread_mutex_unlock(&job->mu);
+    return r;
 }
 
 /* ---- patterns ---- */
@@ -635,8 +743,7 @@ static int h_patterns_match(const kiln_patterns_t *p, const char *path)
 
 static int h_patterns_exclusions(const kiln_patterns_t *p)
 {
-    return kiln__fo_patterns_exclusions((const kiln__fo_patterns_t *)p) ? 1
-                                                                         : 0;
+    return kiln__fo_patterns_exclusions((const kiln__fo_patterns_t *)p) ? 1 : 0;
 }
 
 const kiln_host_t kiln__host = {

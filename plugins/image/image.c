@@ -25,6 +25,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,7 +494,7 @@ int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r)
 struct sink {
     kiln_job_t *job;
     int fd;
-    uint64_t *done;
+    image_counter_t *done;
     uint64_t total;
 };
 
@@ -514,19 +517,19 @@ static int sink_write(void *ud, const void *data, size_t len, kiln_error_t *err)
         }
         p += w;
         len -= (size_t)w;
-        *s->done += (uint64_t)w;
+        host->progress(s->job, atomic_fetch_add(s->done, (uint64_t)w) + w,
+                       s->total);
     }
-    host->progress(s->job, *s->done, s->total);
     return 0;
 }
 
 int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
                      const char *registry, const char *repo,
-                     const char *digest, uint64_t *done, uint64_t total,
-                     int *fd)
+                     const char *digest, image_counter_t *done,
+                     uint64_t total, int *fd, kiln_error_t *err)
 {
     struct sink s = {.job = job, .fd = -1, .done = done, .total = total};
-    kiln_error_t err = {0};
+    kiln__oci_reg_opts_t o = {0};
     uint64_t size = 0;
     char got[72];
     void *w;
@@ -536,26 +539,30 @@ int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
         return 1;
     }
     if (*r == NULL) {
-        rc = image_reg_open(job, r);
+        o.cancelled = job_cancelled;
+        o.cancel_ud = job;
+        rc = kiln__oci_reg_new(&o, r, err);
         if (rc != 0) {
             return rc;
         }
     }
     rc = host->blob_create(job, &s.fd, &w);
     if (rc != 0) {
-        return rc;
+        return kiln__fail(err, rc, "blob store: cannot write %s", digest);
     }
     rc = kiln__oci_blob_get(*r, registry, repo, digest, sink_write, &s, &size,
-                            &err);
+                            err);
     if (rc != 0) {
         host->blob_abort(job, w);
-        return host->fail(job, rc, "%s", err.message);
-    }
-    rc = host->blob_commit(job, w, digest, got);
-    if (rc != 0) {
         return rc;
     }
-    return host->blob_open(job, digest, fd);
+    rc = host->blob_commit(job, w, digest, got);
+    if (rc == 0) {
+        rc = host->blob_open(job, digest, fd);
+    }
+    return rc == 0 ? 0
+                   : kiln__fail(err, rc, "blob store: cannot keep %s: %s",
+                                digest, strerror(-rc));
 }
 
 const char *image_layout_dir(kiln_job_t *job, const kiln_source_t *src,
@@ -623,15 +630,135 @@ static int layer_dir(kiln_job_t *job, const kiln_source_t *src, size_t i,
                                 strerror(-rc));
 }
 
+/* Layers fetched at once: downloads and unpacks overlap, and each layer
+ * goes into a directory of its own, so order does not matter. */
+#define FETCH_THREADS 4
+
+/* One layer of a fetch. */
+struct layer {
+    const char *digest;
+    uint64_t size;
+    char dir[4096];
+    bool todo; /* false: reused */
+    int rc;
+    kiln_error_t err;
+};
+
+/* A fetch in flight: the layers and what the threads share. */
+struct fetch {
+    kiln_job_t *job;
+    const char *registry, *repo; /* NULL for a layout */
+    const kiln_oci_layout_t *lay;
+    struct layer *layers;
+    size_t n;
+    atomic_size_t next;
+    atomic_bool failed;
+    image_counter_t done;
+    uint64_t total;
+};
+
+/* Opens layer l's blob and unpacks it (verified) into its directory. */
+static int fetch_one(struct fetch *f, kiln__oci_reg_t **r, struct layer *l)
+{
+    kiln_oci_unpack_opts_t uo = {0};
+    int fd = -1, rc;
+
+    if (f->lay != NULL) {
+        rc = kiln__oci_layout_open_blob(f->lay, l->digest, &fd, &l->err);
+    } else {
+        rc = image_blob_fetch(f->job, r, f->registry, f->repo, l->digest,
+                              &f->done, f->total, &fd, &l->err);
+        if (rc == 1) { /* in the blob store already */
+            rc = 0;
+            atomic_fetch_add(&f->done, l->size);
+        } else if (rc == 0) {
+            l->size = 0; /* counted while it streamed in */
+        }
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    uo.expect_digest = l->digest;
+    rc = kiln__oci_unpack_fd(fd, l->dir, &uo, NULL, &l->err);
+    close(fd);
+    if (rc != 0) {
+        return kiln__fail_prefix(&l->err, rc, "layer %s", l->digest);
+    }
+    if (f->lay != NULL) {
+        atomic_fetch_add(&f->done, l->size);
+    }
+    host->progress(f->job, atomic_load(&f->done), f->total);
+    return 0;
+}
+
+static void *fetch_thread(void *ud)
+{
+    struct fetch *f = ud;
+    kiln__oci_reg_t *r = NULL; /* a client per thread */
+
+    for (;;) {
+        size_t i = atomic_fetch_add(&f->next, 1);
+        struct layer *l = &f->layers[i < f->n ? i : 0];
+
+        if (i >= f->n || atomic_load(&f->failed)) {
+            break;
+        }
+        if (!l->todo) {
+            continue;
+        }
+        if (host->cancelled(f->job)) {
+            l->rc = kiln__fail(&l->err, KILN_ECANCELED, "canceled");
+        } else {
+            l->rc = fetch_one(f, &r, l);
+        }
+        if (l->rc != 0) {
+            atomic_store(&f->failed, true);
+        }
+    }
+    kiln__oci_reg_free(r);
+    return NULL;
+}
+
+/* Runs the layers' fetches on up to FETCH_THREADS threads; the first
+ * failing layer's error is the fetch's. */
+static int fetch_layers(struct fetch *f)
+{
+    pthread_t t[FETCH_THREADS];
+    size_t todo = 0, n_threads = 0;
+
+    for (size_t i = 0; i < f->n; i++) {
+        todo += f->layers[i].todo;
+    }
+    for (; n_threads < FETCH_THREADS && n_threads < todo; n_threads++) {
+        if (pthread_create(&t[n_threads], NULL, fetch_thread, f) != 0) {
+            break;
+        }
+    }
+    if (n_threads == 0 && todo > 0) {
+        fetch_thread(f); /* no thread to be had: this one does it */
+    }
+    for (size_t i = 0; i < n_threads; i++) {
+        pthread_join(t[i], NULL);
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->layers[i].rc != 0) {
+            return host->fail(f->job, f->layers[i].rc, "%s",
+                              f->layers[i].err.message);
+        }
+    }
+    host->progress(f->job, f->total, f->total);
+    return 0;
+}
+
 static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
                        const char *dest_dir)
 {
-    kiln__oci_reg_t *r = NULL;
+    struct fetch f = {.job = job};
     kiln_oci_layout_t *lay = NULL;
     json_t *meta, *layers;
     const char *registry = NULL, *repo = NULL, *store = NULL;
-    char chain[KILN_DIGEST_STRLEN + 1], key[96], dir[4096];
-    uint64_t done = 0, total = 0;
+    char chain[KILN_DIGEST_STRLEN + 1], key[96];
+    kiln_error_t err = {0};
     int rc = 0, layout = 0;
 
     (void)state;
@@ -650,84 +777,56 @@ static int image_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
         return host->fail(job, -EBADMSG, "%s: corrupt metadata of pin %s",
                           src->locator, src->pin);
     }
-    for (size_t i = 0; i < json_array_size(layers); i++) {
-        json_int_t size = 0;
-        if (json_unpack(json_array_get(layers, i), "{s:I}", "size", &size) ==
-                0 &&
-            size > 0) {
-            total += (uint64_t)size;
-        }
+    f.n = json_array_size(layers);
+    f.layers = calloc(f.n + 1, sizeof(*f.layers));
+    if (f.layers == NULL) {
+        json_decref(meta);
+        return host->fail(job, -ENOMEM, "out of memory");
     }
-    for (size_t i = 0; i < json_array_size(layers) && rc == 0; i++) {
-        kiln_oci_unpack_opts_t uo = {0};
-        kiln_error_t err = {0};
+    /* The stack, in order, on this thread: which layers are already
+     * unpacked, and the directories of the others. */
+    for (size_t i = 0; i < f.n && rc == 0; i++) {
+        struct layer *l = &f.layers[i];
         json_int_t size = 0;
-        const char *dg = NULL;
-        int fd = -1, reused = 0;
+        int reused = 0;
 
-        if (host->cancelled(job)) {
-            rc = host->fail(job, -ECANCELED, "canceled");
-            break;
-        }
-        if (json_unpack(json_array_get(layers, i), "{s:s,s:I}", "digest", &dg,
-                        "size", &size) != 0 ||
-            !kiln__digest_valid(dg)) {
+        if (json_unpack(json_array_get(layers, i), "{s:s,s:I}", "digest",
+                        &l->digest, "size", &size) != 0 ||
+            !kiln__digest_valid(l->digest) || size < 0) {
             rc = host->fail(job, -EBADMSG, "%s: corrupt metadata of pin %s",
                             src->locator, src->pin);
             break;
         }
-        rc = chain_key(chain, dg, i, key, sizeof(key));
+        l->size = (uint64_t)size;
+        f.total += l->size;
+        rc = chain_key(chain, l->digest, i, key, sizeof(key));
         if (rc == 0) {
-            rc = layer_dir(job, src, i, json_array_size(layers), key, dest_dir,
-                           dir, sizeof(dir), &reused);
+            rc = layer_dir(job, src, i, f.n, key, dest_dir, l->dir,
+                           sizeof(l->dir), &reused);
         }
-        if (rc != 0 || reused) {
-            done += size > 0 ? (uint64_t)size : 0;
-            host->progress(job, done, total);
-            continue;
+        l->todo = rc == 0 && !reused;
+        if (reused) {
+            atomic_fetch_add(&f.done, l->size);
         }
-        if (layout) {
-            const char *ldir = lay == NULL
-                                   ? image_layout_dir(job, src, store)
-                                   : "";
-            if (ldir == NULL) {
-                rc = -ENOENT;
-                break;
-            }
-            if (lay == NULL &&
-                (rc = kiln__oci_layout_open(ldir, &lay, &err)) == 0) {
-                rc = kiln__oci_layout_open_blob(lay, dg, &fd, &err);
-            } else if (lay != NULL) {
-                rc = kiln__oci_layout_open_blob(lay, dg, &fd, &err);
-            }
-            if (rc != 0) {
-                rc = host->fail(job, rc, "%s", err.message);
-                break;
-            }
-        } else {
-            rc = image_blob_fetch(job, &r, registry, repo, dg, &done, total,
-                                  &fd);
-            if (rc < 0) {
-                break;
-            }
-            if (rc == 1) { /* in the blob store already */
-                done += size > 0 ? (uint64_t)size : 0;
-            }
-            rc = 0;
+    }
+    if (rc == 0 && layout) {
+        const char *dir = image_layout_dir(job, src, store);
+
+        if (dir == NULL) {
+            rc = -ENOENT;
+        } else if ((rc = kiln__oci_layout_open(dir, &lay, &err)) != 0) {
+            rc = host->fail(job, rc, "%s", err.message);
         }
-        uo.expect_digest = dg;
-        rc = kiln__oci_unpack_fd(fd, dir, &uo, NULL, &err);
-        close(fd);
-        if (rc != 0) {
-            rc = host->fail(job, rc, "layer %s: %s", dg, err.message);
-        }
-        if (layout) {
-            done += size > 0 ? (uint64_t)size : 0;
-        }
-        host->progress(job, done, total);
+        f.lay = lay;
+    } else {
+        f.registry = registry;
+        f.repo = repo;
+    }
+    if (rc == 0) {
+        rc = fetch_layers(&f);
     }
     kiln__oci_layout_free(lay);
-    kiln__oci_reg_free(r);
+    free(f.layers);
     json_decref(meta);
     return rc;
 }

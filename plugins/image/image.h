@@ -6,6 +6,7 @@
 #ifndef KILN_PLUGIN_IMAGE_H
 #define KILN_PLUGIN_IMAGE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,15 +78,20 @@ int image_read_fd(int fd, size_t limit, uint8_t **data, size_t *len);
 /* The registry client for a job (cancellable through it). */
 int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r);
 
+/* Bytes done, counted by a fetch's threads. */
+typedef _Atomic uint64_t image_counter_t;
+
 /*
- * Blob `digest` (of `size` bytes, -1 unknown) from the blob store, or
- * downloaded into it first from registry/repository (*r made on first use).
- * Progress goes to *done of total. *fd is open for reading.
+ * Blob `digest` from the blob store (1), or downloaded into it first from
+ * registry/repository (0; *r made on first use; the bytes counted in *done
+ * of total as they come). *fd is open for reading. Failures fill `err`
+ * (nothing is recorded in the job: callers on threads of their own report
+ * it), and nothing is left in the blob store.
  */
 int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
                      const char *registry, const char *repo,
-                     const char *digest, uint64_t *done, uint64_t total,
-                     int *fd);
+                     const char *digest, image_counter_t *done,
+                     uint64_t total, int *fd, kiln_error_t *err);
 
 /* The OCI layout directory of store (NULL: the build's only one). */
 const char *image_layout_dir(kiln_job_t *job, const kiln_source_t *src,

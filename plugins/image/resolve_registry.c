@@ -80,7 +80,8 @@ static int get_config(kiln_job_t *job, kiln__oci_reg_t **r,
                       const kiln_oci_image_manifest_t *m, uint8_t **data,
                       size_t *len)
 {
-    uint64_t done = 0;
+    image_counter_t done = 0;
+    kiln_error_t err = {0};
     size_t cap = IMAGE_CONFIG_MAX, n = 0;
     uint8_t *buf = NULL;
     int fd = -1, rc;
@@ -90,9 +91,9 @@ static int get_config(kiln_job_t *job, kiln__oci_reg_t **r,
                           m->config.digest, m->config.size);
     }
     rc = image_blob_fetch(job, r, ref->registry, ref->repository,
-                          m->config.digest, &done, 0, &fd);
+                          m->config.digest, &done, 0, &fd, &err);
     if (rc < 0) {
-        return rc;
+        return host->fail(job, rc, "%s", err.message);
     }
     rc = image_read_fd(fd, cap, &buf, &n);
     if (rc == 0 && n != (size_t)m->config.size) {
