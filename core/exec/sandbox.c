@@ -167,13 +167,13 @@ static int make_readonly(int fd, const char *dest)
 }
 
 /* Binds host path `src` (its `selector` inside, resolved in it) at the
- * resolved target fd. */
+ * resolved target fd: a detached copy of the tree (open_tree), made
+ * read-only before it is attached, then moved onto the target. */
 static int bind_at(const char *src, const char *selector, int tfd,
                    bool readonly, const char *dest)
 {
-    char from[64], to[64];
     int sfd = open(src, O_PATH | O_CLOEXEC);
-    int rc = 0, mfd;
+    int rc = 0, tree;
 
     if (sfd < 0) {
         return fail(errno, "mount %s: source %s", dest, src);
@@ -187,19 +187,22 @@ static int bind_at(const char *src, const char *selector, int tfd,
         }
         sfd = sub;
     }
-    fd_path(sfd, from);
-    fd_path(tfd, to);
-    if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    tree = open_tree(sfd, "",
+                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                         AT_RECURSIVE);
+    close(sfd);
+    if (tree < 0) {
+        return fail(errno, "bind %s at %s", src, dest);
+    }
+    if (readonly) {
+        rc = make_readonly(tree, dest);
+    }
+    if (rc == 0 && move_mount(tree, "", tfd, "",
+                              MOVE_MOUNT_F_EMPTY_PATH |
+                                  MOVE_MOUNT_T_EMPTY_PATH) < 0) {
         rc = fail(errno, "bind %s at %s", src, dest);
     }
-    close(sfd);
-    if (rc == 0 && readonly) {
-        mfd = open(to, O_PATH | O_CLOEXEC);
-        rc = mfd >= 0 ? make_readonly(mfd, dest) : fail(errno, "%s", dest);
-        if (mfd >= 0) {
-            close(mfd);
-        }
-    }
+    close(tree);
     return rc;
 }
 

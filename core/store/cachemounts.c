@@ -50,13 +50,15 @@ int kiln__store_cachemount_dir(kiln__store_t *s, const char *id, char **dir,
     /* The ID, for du: written aside and renamed, so it is whole. */
     snprintf(tmp, sizeof(tmp), "%s/id", hex);
     if (rc == 0 && faccessat(fd, tmp, F_OK, 0) < 0) {
-        char part[128];
+        char part[128], rnd[17];
 
-        snprintf(part, sizeof(part), "%s/.id-%d", hex, (int)getpid());
+        kiln__random_hex(rnd, 16);
+        snprintf(part, sizeof(part), "%s/.id-%s", hex, rnd);
         idfd = openat(fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
                       0644);
         if (idfd < 0 || write(idfd, id, strlen(id)) != (ssize_t)strlen(id) ||
-            close(idfd) < 0 || renameat(fd, part, fd, tmp) < 0) {
+            close(idfd) < 0 ||
+            (renameat(fd, part, fd, tmp) < 0 && errno != ENOENT)) {
             rc = kiln__fail(err, -errno, "%s/%s/%s: %s", s->root, CM_DIR,
                             tmp, strerror(errno));
         }
