@@ -163,7 +163,7 @@ void ex_solve(const ex_fixture_t *f, const kiln_definition_t *def,
     r->rc = kiln_solve_start(e, &so, &r->err, &s);
     if (r->rc == 0) {
         if (o->started != NULL) {
-            *o->started = s;
+            __atomic_store_n(o->started, s, __ATOMIC_SEQ_CST);
         }
         r->rc = kiln_solve_wait(s, &r->err);
         kiln_solve_stats(s, &r->stats);

@@ -4,7 +4,9 @@
  * roots and exported to directories. Each test checks what the command
  * left in the output, the events, or the store.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -346,6 +349,126 @@ static void test_network(void **state)
     kiln_definition_free(def);
 }
 
+/* ---- output and cancel ---- */
+
+/* On "first", lets the command go on by making the file it waits for in
+ * its cache mount: it only sees it if the line arrived while it ran. */
+static void release_on_first(ex_result_t *r, const char *data, size_t len)
+{
+    const ex_fixture_t *f = r->ud;
+
+    if (memmem(data, len, "first", 5) != NULL) {
+        ex_sh("for d in %s/cachemounts/*/0; do touch $d/go; done", f->root);
+    }
+}
+
+static void test_streaming(void **state)
+{
+    ex_fixture_t *f = *state;
+    kiln_llb_exec_t *ex;
+    kiln_llb_t *b;
+    kiln_definition_t *def;
+    ex_result_t r = {0};
+
+    NEED_NAMESPACES();
+    sh_def("echo first; i=0; while [ ! -e /sync/go ] && [ $i -lt 300 ]; do "
+           "sleep 0.05; i=$((i+1)); done; test -e /sync/go && echo second",
+           &ex, &b);
+    kiln_llb_exec_cache(ex, "/sync", kiln_llb_scratch(b), "sync",
+                        KILN_LLB_CACHE_SHARED, 0);
+    def = finish(b, kiln_llb_exec_root(ex));
+    r.on_log = release_on_first;
+    r.ud = f;
+    ex_solve(f, def, NULL, &r);
+    assert_ok(&r);
+    assert_non_null(strstr(r.logs, "first\nsecond\n"));
+    kiln_definition_free(def);
+}
+
+struct cancel_ctx {
+    kiln_solve_t *solve;
+    int64_t canceled_ns;
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void cancel_on_start(ex_result_t *r, const char *data, size_t len)
+{
+    struct cancel_ctx *c = r->ud;
+    kiln_solve_t *s;
+
+    if (memmem(data, len, "sleeping", 8) == NULL) {
+        return;
+    }
+    while ((s = __atomic_load_n(&c->solve, __ATOMIC_SEQ_CST)) == NULL) {
+        sched_yield();
+    }
+    c->canceled_ns = now_ns();
+    kiln_solve_cancel(s);
+}
+
+/* True if a process runs `sleep 1000` (its cmdline). */
+static bool sleep_running(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    bool found = false;
+
+    while (d != NULL && !found && (e = readdir(d)) != NULL) {
+        char path[300], cmd[64];
+        FILE *fp;
+        size_t n;
+
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+        if ((fp = fopen(path, "r")) == NULL) {
+            continue;
+        }
+        n = fread(cmd, 1, sizeof(cmd), fp);
+        fclose(fp);
+        found = n == 11 && memcmp(cmd, "sleep\0001000", 11) == 0;
+    }
+    if (d != NULL) {
+        closedir(d);
+    }
+    return found;
+}
+
+static void test_cancel(void **state)
+{
+    ex_fixture_t *f = *state;
+    kiln_definition_t *def;
+    ex_result_t r = {0};
+    struct cancel_ctx c = {0};
+    ex_opts_t o = {.started = &c.solve};
+    int64_t ended;
+
+    NEED_NAMESPACES();
+    def = sh_def("echo sleeping; sleep 1000", NULL, NULL);
+    r.on_log = cancel_on_start;
+    r.ud = &c;
+    ex_solve(f, def, &o, &r);
+    ended = now_ns();
+    assert_int_equal(r.rc, KILN_ECANCELED);
+    assert_true(c.canceled_ns > 0);
+    print_message("# canceled a running sleep 1000 in %.0f ms\n",
+                  (double)(ended - c.canceled_ns) / 1e6);
+    /* A generous bound, not a benchmark: a process tree left running
+     * would keep the solve for 1000 s. */
+    assert_true(ended - c.canceled_ns < 10 * 1000000000LL);
+    assert_false(sleep_running());
+    assert_false(ex_out_exists(f, "bin"));
+    kiln_definition_free(def);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +479,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pid_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_invisible, setup, teardown),
         cmocka_unit_test_setup_teardown(test_network, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
