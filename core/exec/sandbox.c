@@ -228,7 +228,10 @@ static int overlay_legacy(const kiln__exec_mount_t *m, const char *dir,
     if (m->upper[0] != '\0') {
         kiln__buf_printf(&b, ",upperdir=%s,workdir=%s", m->upper, m->work);
     }
-    kiln__buf_puts(&b, ",index=off,redirect_dir=off,metacopy=off,xino=off");
+    /* redirect_dir=off still follows existing redirects, which a user
+     * namespace's overlay (userxattr) does not allow: nofollow there. */
+    kiln__buf_printf(&b, ",index=off,redirect_dir=%s,metacopy=off,xino=off",
+                     rootless ? "nofollow" : "off");
     if (rootless) {
         kiln__buf_puts(&b, ",userxattr");
     }
@@ -266,7 +269,10 @@ static int overlay_fsconfig(const kiln__exec_mount_t *m, const char *dir,
         goto out;
     }
     for (size_t i = 0; i < KILN_ARRAY_SIZE(off); i++) {
-        if (fsconfig(fs, FSCONFIG_SET_STRING, off[i], "off", 0) < 0) {
+        const char *v = rootless && strcmp(off[i], "redirect_dir") == 0
+                            ? "nofollow"
+                            : "off";
+        if (fsconfig(fs, FSCONFIG_SET_STRING, off[i], v, 0) < 0) {
             goto out;
         }
     }

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -469,6 +471,72 @@ static void test_cancel(void **state)
     kiln_definition_free(def);
 }
 
+/* ---- rootless ---- */
+
+/* As `nobody`, with a store and rootfs of its own: the command is root of
+ * a user namespace, its files belong to the caller outside. Runs in a
+ * child process, which cannot give up root for the others. */
+static void test_rootless(void **state)
+{
+    ex_fixture_t *f = *state;
+    ex_fixture_t mine;
+    char buf[64], path[256];
+    struct stat st;
+    pid_t pid;
+    int status;
+
+    NEED_NAMESPACES();
+    if (geteuid() != 0) {
+        print_message("skipped: already not root (the other tests ran "
+                      "rootless)\n");
+        skip();
+    }
+    mine = *f;
+    ex_sh("chmod 0755 %s && chown -R 65534:65534 %s/rootfs && "
+          "mkdir -p %s/root %s/out && chown 65534:65534 %s/root %s/out",
+          f->base, f->base, f->base, f->base, f->base, f->base);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        kiln_definition_t *def;
+        ex_result_t r = {0};
+        char why[256];
+
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0) {
+            _exit(3);
+        }
+        if (!ex_namespaces_ok(why, sizeof(why))) {
+            fprintf(stderr, "# rootless: %s\n", why);
+            _exit(4);
+        }
+        def = sh_def("id -u > /whoami; echo made > /tmp/made; rm /etc/gone",
+                     NULL, NULL);
+        ex_solve(&mine, def, NULL, &r);
+        if (r.rc != 0) {
+            fprintf(stderr, "# rootless build: %s\n", r.err.message);
+            _exit(5);
+        }
+        kiln_definition_free(def);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 4) {
+        print_message("skipped: the kernel forbids user namespaces\n");
+        skip();
+    }
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(ex_read_out(f, "whoami", buf, sizeof(buf)));
+    assert_string_equal(buf, "0\n");
+    assert_true(ex_read_out(f, "tmp/made", buf, sizeof(buf)));
+    assert_string_equal(buf, "made\n");
+    assert_false(ex_out_exists(f, "etc/gone"));
+    snprintf(path, sizeof(path), "%s/tmp/made", f->out);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_uid, 65534);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +549,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rootless, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
