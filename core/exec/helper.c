@@ -346,6 +346,11 @@ static int run_init(const kiln__exec_spec_t *s, bool rootless)
     return reap_until(cmd);
 }
 
+/*
+ * Every exit is _exit(): nothing is left to flush, and a leak checker
+ * (sanitizer builds) cannot stop the world of a process that made a pid
+ * namespace.
+ */
 int main(int argc, char **argv)
 {
     kiln__exec_spec_t s;
@@ -360,13 +365,13 @@ int main(int argc, char **argv)
     if (argc != 1 || fcntl(KILN__EXEC_FD, F_GETFD) < 0) {
         fprintf(stderr, "kiln-run: kiln's exec helper; not to be run by "
                         "hand\n");
-        return 2;
+        _exit(2);
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     fcntl(KILN__EXEC_FD, F_SETFD, FD_CLOEXEC);
     umask(022); /* as runc gives a container, whatever kiln's is */
     if (read_spec(&s) < 0) {
-        return KILN__EXEC_EXIT_SETUP;
+        _exit(KILN__EXEC_EXIT_SETUP);
     }
     if (s.net_none) {
         flags |= CLONE_NEWNET;
@@ -380,12 +385,12 @@ int main(int argc, char **argv)
                             rootless ? " (as a user: user namespaces)" : "",
                             strerror(errno));
         kiln__exec_spec_clear(&s);
-        return KILN__EXEC_EXIT_SETUP;
+        _exit(KILN__EXEC_EXIT_SETUP);
     }
     init = fork();
     if (init < 0) {
         kiln__helper_status(KILN__EXEC_ST_ERROR, "fork: %s", strerror(errno));
-        return KILN__EXEC_EXIT_SETUP;
+        _exit(KILN__EXEC_EXIT_SETUP);
     }
     if (init == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -400,8 +405,8 @@ int main(int argc, char **argv)
     kiln__exec_spec_clear(&s);
     while (waitpid(init, &st, 0) < 0) {
         if (errno != EINTR) {
-            return KILN__EXEC_EXIT_SETUP;
+            _exit(KILN__EXEC_EXIT_SETUP);
         }
     }
-    return status_code(st);
+    _exit(status_code(st));
 }
