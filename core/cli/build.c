@@ -27,6 +27,10 @@ struct build_args {
     size_t n_secrets;
     const char **layouts; /* "STORE=DIR", NULL-terminated */
     size_t n_layouts;
+    const char **secret_envs; /* "ID=VAR", NULL-terminated */
+    size_t n_secret_envs;
+    const char **ssh; /* "ID=SOCKET", NULL-terminated */
+    size_t n_ssh;
 };
 
 /*
@@ -81,10 +85,18 @@ static void build_usage(FILE *out)
         "      --local NAME=DIR   Give local:// source NAME the directory "
         "DIR\n"
         "                         (repeatable)\n"
-        "      --secret id=ID,src=PATH\n"
-        "                         Make the file PATH secret ID for sources "
-        "that\n"
-        "                         ask for it (repeatable; never stored)\n"
+        "      --secret id=ID,src=PATH | id=ID,env=VAR\n"
+        "                         Make the file PATH, or the variable VAR "
+        "of\n"
+        "                         this environment, secret ID for sources "
+        "and\n"
+        "                         exec steps that ask for it (repeatable; "
+        "never\n"
+        "                         stored)\n"
+        "      --ssh ID[=SOCKET]  Forward the SSH agent at SOCKET (default:\n"
+        "                         $SSH_AUTH_SOCK) to exec steps' SSH mounts "
+        "ID\n"
+        "                         (usually 'default'; repeatable)\n"
         "      --oci-layout STORE=DIR\n"
         "                         Give oci-layout:// sources whose oci.store "
         "is\n"
@@ -169,12 +181,12 @@ static int parse_layout(struct build_args *a, const char *s)
     return push(&a->layouts, &a->n_layouts, s);
 }
 
-/* buildctl's --secret id=ID,src=PATH (also "source", and "env" is not
- * supported), kept as "ID=PATH". */
+/* buildctl's --secret id=ID,src=PATH (also "source") or id=ID,env=VAR,
+ * kept as "ID=PATH" or "ID=VAR". */
 static int parse_secret(struct build_args *a, const char *s)
 {
-    const char *id = NULL, *src = NULL;
-    size_t id_len = 0, src_len = 0;
+    const char *id = NULL, *src = NULL, *env = NULL;
+    size_t id_len = 0, src_len = 0, env_len = 0;
     char *pair;
 
     for (const char *p = s; *p != '\0';) {
@@ -189,25 +201,59 @@ static int parse_secret(struct build_args *a, const char *s)
         } else if (strncmp(p, "source=", 7) == 0) {
             src = p + 7;
             src_len = n - 7;
+        } else if (strncmp(p, "env=", 4) == 0) {
+            env = p + 4;
+            env_len = n - 4;
         } else {
             return kiln_cli_usage_error(CMD,
                                         "--secret: unknown field '%.*s' "
-                                        "(id=ID,src=PATH)",
+                                        "(id=ID,src=PATH or id=ID,env=VAR)",
                                         (int)n, p);
         }
         p += n + (p[n] == ',');
     }
-    if (id == NULL || id_len == 0 || src == NULL || src_len == 0) {
-        return kiln_cli_usage_error(CMD, "--secret wants id=ID,src=PATH, not "
-                                         "'%s'",
+    if (id == NULL || id_len == 0 || (src == NULL) == (env == NULL) ||
+        (src != NULL && src_len == 0) || (env != NULL && env_len == 0)) {
+        return kiln_cli_usage_error(CMD, "--secret wants id=ID,src=PATH or "
+                                         "id=ID,env=VAR, not '%s'",
                                     s);
     }
-    if (asprintf(&pair, "%.*s=%.*s", (int)id_len, id, (int)src_len, src) <
-        0) {
+    if (asprintf(&pair, "%.*s=%.*s", (int)id_len, id,
+                 (int)(src != NULL ? src_len : env_len),
+                 src != NULL ? src : env) < 0) {
         kiln_error_t err = {KILN_ENOMEM, "out of memory"};
         return kiln_cli_error(&err);
     }
-    return push(&a->secrets, &a->n_secrets, pair);
+    if (src != NULL) {
+        return push(&a->secrets, &a->n_secrets, pair);
+    }
+    return push(&a->secret_envs, &a->n_secret_envs, pair);
+}
+
+/* buildctl's --ssh ID[=SOCKET]: without a socket, $SSH_AUTH_SOCK. */
+static int parse_ssh(struct build_args *a, const char *s)
+{
+    const char *eq = strchr(s, '=');
+    const char *sock = eq != NULL ? eq + 1 : getenv("SSH_AUTH_SOCK");
+    size_t id_len = eq != NULL ? (size_t)(eq - s) : strlen(s);
+    char *pair;
+
+    if (id_len == 0 || (eq != NULL && eq[1] == '\0')) {
+        return kiln_cli_usage_error(CMD, "--ssh wants ID or ID=SOCKET, not "
+                                         "'%s'",
+                                    s);
+    }
+    if (sock == NULL || sock[0] == '\0') {
+        return kiln_cli_usage_error(CMD,
+                                    "--ssh %s: no socket given and "
+                                    "SSH_AUTH_SOCK is not set",
+                                    s);
+    }
+    if (asprintf(&pair, "%.*s=%s", (int)id_len, s, sock) < 0) {
+        kiln_error_t err = {KILN_ENOMEM, "out of memory"};
+        return kiln_cli_error(&err);
+    }
+    return push(&a->ssh, &a->n_ssh, pair);
 }
 
 /* One option; returns -1 to go on, else the exit status. */
@@ -250,6 +296,8 @@ static int parse_option(struct build_args *a, int c, char **argv)
         return parse_secret(a, optarg);
     case 'O':
         return parse_layout(a, optarg);
+    case 's':
+        return parse_ssh(a, optarg);
     case 'd':
         a->log_level = KILN_LOG_DEBUG;
         return -1;
@@ -275,6 +323,7 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"local", required_argument, NULL, 'L'},
         {"secret", required_argument, NULL, 'S'},
         {"oci-layout", required_argument, NULL, 'O'},
+        {"ssh", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -414,6 +463,8 @@ static int solve(kiln_engine_t *engine, const struct build_args *a,
     so.locals = a->locals;
     so.secrets = a->secrets;
     so.oci_layouts = a->layouts;
+    so.secret_envs = a->secret_envs;
+    so.ssh = a->ssh;
     rc = kiln_solve_start(engine, &so, &err, &s);
     if (rc < 0) {
         return kiln_cli_error(&err);
@@ -484,5 +535,13 @@ int kiln_cli_build(int argc, char **argv)
         free((char *)a.secrets[i]);
     }
     free(a.secrets);
+    for (size_t i = 0; i < a.n_secret_envs; i++) {
+        free((char *)a.secret_envs[i]);
+    }
+    free(a.secret_envs);
+    for (size_t i = 0; i < a.n_ssh; i++) {
+        free((char *)a.ssh[i]);
+    }
+    free(a.ssh);
     return rc;
 }

@@ -29,15 +29,44 @@ static int du_entry(const kiln__store_du_entry_t *e, void *ud)
     return c->cb != NULL ? c->cb(&out, c->userdata) : 0;
 }
 
+/* Cache mounts after the records: "cachemount:<hex>" entries. */
+struct du_cm_ctx {
+    struct du_ctx *c;
+    uint64_t total;
+};
+
+static int du_cachemount(const kiln__store_cachemount_t *m, void *ud)
+{
+    struct du_cm_ctx *x = ud;
+    char key[96], desc[512];
+    kiln_du_entry_t out = {
+        .key = key,
+        .description = desc,
+        .size = m->size,
+        .created_ns = m->created_ns,
+        .last_used_ns = m->last_used_ns,
+        .in_use = m->in_use,
+    };
+
+    snprintf(key, sizeof(key), "cachemount:%s", m->hex);
+    snprintf(desc, sizeof(desc), "cache mount '%s'", m->id);
+    x->total += m->size;
+    return x->c->cb != NULL ? x->c->cb(&out, x->c->userdata) : 0;
+}
+
 int kiln_engine_du(kiln_engine_t *engine, kiln_du_cb cb, void *userdata,
                    uint64_t *total, kiln_error_t *err)
 {
     struct du_ctx c = {cb, userdata};
+    struct du_cm_ctx cm = {&c, 0};
     kiln__store_usage_t usage = {0};
     int rc = kiln__store_du(engine->store, du_entry, &c, &usage, err);
 
+    if (rc == 0) {
+        rc = kiln__store_cachemounts(engine->store, du_cachemount, &cm, err);
+    }
     if (rc == 0 && total != NULL) {
-        *total = usage.total;
+        *total = usage.total + cm.total;
     }
     return rc;
 }
@@ -46,6 +75,7 @@ int kiln_engine_prune(kiln_engine_t *engine, const kiln_prune_options_t *opts,
                       uint64_t *freed, uint32_t *removed, kiln_error_t *err)
 {
     kiln__store_prune_opts_t po = {0};
+    int rc;
 
     if (opts == NULL || opts->size < sizeof(kiln_prune_options_t)) {
         return kiln__fail(err, KILN_EINVAL,
@@ -58,7 +88,23 @@ int kiln_engine_prune(kiln_engine_t *engine, const kiln_prune_options_t *opts,
     po.all = opts->all != 0;
     po.keep_storage = opts->keep_storage;
     po.keep_duration_ns = opts->keep_duration_ns;
-    return kiln__store_prune(engine->store, &po, freed, removed, err);
+    rc = kiln__store_prune(engine->store, &po, freed, removed, err);
+    if (rc == 0 && po.all) {
+        /* Cache mounts are no records: only --all takes them (those no
+         * build holds), as buildctl prune --all does. */
+        uint64_t cm_freed = 0;
+        uint32_t cm_removed = 0;
+
+        rc = kiln__store_cachemounts_prune(engine->store, &cm_freed,
+                                           &cm_removed, err);
+        if (freed != NULL) {
+            *freed += cm_freed;
+        }
+        if (removed != NULL) {
+            *removed += cm_removed;
+        }
+    }
+    return rc;
 }
 
 /* Records matching a `kiln logs` query, one per op digest (the most

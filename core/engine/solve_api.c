@@ -68,6 +68,43 @@ static int check_pairs(const char *const *list, const char *what, bool dir,
     return 0;
 }
 
+/* Secrets from variables and SSH sockets, checked up front as locals are:
+ * "ID=VAR" with VAR set, "ID=SOCKET" naming a socket. */
+static int check_exec_pairs(const kiln_solve_options_t *o, kiln_error_t *err)
+{
+    for (const char *const *l = o->secret_envs; l != NULL && *l; l++) {
+        const char *eq = strchr(*l, '=');
+
+        if (eq == NULL || eq == *l || eq[1] == '\0') {
+            return kiln__fail(err, KILN_EINVAL, "secret '%s' is not ID=VAR",
+                              *l);
+        }
+        if (getenv(eq + 1) == NULL) {
+            return kiln__fail(err, KILN_EINVAL,
+                              "secret '%.*s': environment variable %s is not "
+                              "set",
+                              (int)(eq - *l), *l, eq + 1);
+        }
+    }
+    for (const char *const *l = o->ssh; l != NULL && *l; l++) {
+        const char *eq = strchr(*l, '=');
+        struct stat st;
+
+        if (eq == NULL || eq == *l || eq[1] == '\0') {
+            return kiln__fail(err, KILN_EINVAL, "SSH agent '%s' is not "
+                              "ID=SOCKET", *l);
+        }
+        if (stat(eq + 1, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+            return kiln__fail(err, KILN_EINVAL,
+                              "SSH agent '%.*s' (%s): %s", (int)(eq - *l), *l,
+                              eq + 1,
+                              stat(eq + 1, &st) < 0 ? strerror(errno)
+                                                    : "not a socket");
+        }
+    }
+    return 0;
+}
+
 int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
                      kiln_error_t *err, kiln_solve_t **out)
 {
@@ -103,6 +140,9 @@ int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
     }
     if (rc == 0) {
         rc = check_pairs(o->oci_layouts, "OCI layout", true, err);
+    }
+    if (rc == 0) {
+        rc = check_exec_pairs(o, err);
     }
     if (rc < 0) {
         return rc;

@@ -12,13 +12,16 @@
  * layer files, so no stack, mount or path ever grows with the ancestry.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "exec/exec.h"
 #include "export/export.h"
 #include "fileop/fileop.h"
 #include "solver/cachemap.h"
@@ -625,6 +628,11 @@ static int run_source(struct run *r, kiln_fileop_result_t **res,
     int rc = out != NULL ? new_layer(r, dir, sizeof(dir), err)
                          : kiln__fail(err, KILN_ENOMEM, "out of memory");
 
+    /* A source's root is 0755, as scratch's is, unless its plugin says
+     * otherwise (new_layer's are private until committed). */
+    if (rc == 0 && chmod(dir, 0755) < 0) {
+        rc = kiln__fail(err, -errno, "%s: %s", dir, strerror(errno));
+    }
     if (rc == 0) {
         rc = stack_push(r, dir, NULL, false, err);
     }
@@ -662,6 +670,41 @@ static int run_source(struct run *r, kiln_fileop_result_t **res,
     return rc;
 }
 
+/* The command's output: kept with the records (kiln logs) and shown as
+ * it comes. Only this job's thread writes the vertex's output. */
+static void exec_output(void *ud, int stream, const uint8_t *data, size_t len)
+{
+    struct run *r = ud;
+
+    kiln__buf_append(&r->n->output, data, len);
+    kiln__solve_log(r->s, r->n, stream, data, len);
+}
+
+static void exec_warn(void *ud, const char *msg)
+{
+    struct run *r = ud;
+
+    kiln__solve_note(r->s, r->n, KILN_LOG_WARN, "%s", msg);
+}
+
+static int run_exec(struct run *r, const kiln_fileop_env_t *env,
+                    kiln_fileop_result_t **res, kiln_error_t *err)
+{
+    kiln__exec_env_t x = {
+        .op = r->n->v->op->exec,
+        .fenv = env,
+        .store = r->store,
+        .secrets = r->s->opts.secrets,
+        .secret_envs = r->s->opts.secret_envs,
+        .ssh = r->s->opts.ssh,
+        .output = exec_output,
+        .warn = exec_warn,
+        .ud = r,
+    };
+
+    return kiln__exec_run(&x, err, res);
+}
+
 static int run_op(struct run *r, const kiln_fileop_env_t *env,
                   kiln_fileop_result_t **res, kiln_error_t *err)
 {
@@ -675,9 +718,7 @@ static int run_op(struct run *r, const kiln_fileop_env_t *env,
     case KILN_OP_DIFF:
         return kiln__diffop_run(op->diff, env, err, res);
     case KILN_OP_EXEC:
-        return kiln__fail(err, KILN_ENOTSUP,
-                          "this kiln cannot run exec ops (no executor is "
-                          "built in)");
+        return run_exec(r, env, res, err);
     case KILN_OP_SOURCE:
         return run_source(r, res, err);
     default:

@@ -57,6 +57,8 @@ static void on_tick(uv_timer_t *t)
 {
     kiln_solve_t *s = t->data;
 
+    /* Output of running processes, as it comes. */
+    kiln__solve_flush(s);
     for (size_t i = 0; i < s->def->n_vertices; i++) {
         kiln__node_t *n = &s->nodes[i];
         uint64_t done;
@@ -126,6 +128,34 @@ void kiln__solve_note(kiln_solve_t *s, kiln__node_t *n, kiln_log_level_t level,
     va_end(ap);
     note->node = n;
     note->level = level;
+    note->stream = 0;
+    note->len = (size_t)len;
+    note->next = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->notes_tail != NULL) {
+        s->notes_tail->next = note;
+    } else {
+        s->notes = note;
+    }
+    s->notes_tail = note;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void kiln__solve_log(kiln_solve_t *s, kiln__node_t *n, int stream,
+                     const void *data, size_t len)
+{
+    kiln__note_t *note;
+
+    if (s->opts.on_event == NULL ||
+        (note = malloc(sizeof(*note) + len + 1)) == NULL) {
+        return; /* the output is kept with the record either way */
+    }
+    memcpy(note->msg, data, len);
+    note->msg[len] = '\0';
+    note->node = n;
+    note->level = KILN_LOG_INFO;
+    note->stream = stream;
+    note->len = len;
     note->next = NULL;
     pthread_mutex_lock(&s->mu);
     if (s->notes_tail != NULL) {
@@ -150,11 +180,13 @@ void kiln__solve_flush(kiln_solve_t *s)
         kiln_event_t ev;
 
         fill_event(&ev, note->node,
-                   note->level <= KILN_LOG_WARN ? KILN_EVENT_WARNING
-                                                : KILN_EVENT_MESSAGE);
+                   note->stream != 0             ? KILN_EVENT_LOG
+                   : note->level <= KILN_LOG_WARN ? KILN_EVENT_WARNING
+                                                  : KILN_EVENT_MESSAGE);
         ev.level = note->level;
+        ev.stream = note->stream;
         ev.data = (const uint8_t *)note->msg;
-        ev.len = strlen(note->msg);
+        ev.len = note->len;
         s->opts.on_event(&ev, s->opts.userdata);
         free(note);
         note = next;

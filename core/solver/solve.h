@@ -40,6 +40,8 @@ typedef struct kiln__queue {
 typedef struct kiln__note {
     kiln__node_t *node; /* NULL: solve-wide */
     kiln_log_level_t level;
+    int stream;         /* 1 or 2: LOG output of the op, len bytes */
+    size_t len;
     struct kiln__note *next;
     char msg[];
 } kiln__note_t;
@@ -162,6 +164,11 @@ int kiln__solve_slow_keys(const kiln_solve_t *s, const kiln__node_t *n,
  */
 void kiln__solve_note(kiln_solve_t *s, kiln__node_t *n, kiln_log_level_t level,
                       const char *fmt, ...) KILN_PRINTF(4, 5);
+
+/* Output of node n's process (stream 1 stdout, 2 stderr), delivered as a
+ * LOG event on the loop like a note. Any thread. */
+void kiln__solve_log(kiln_solve_t *s, kiln__node_t *n, int stream,
+                     const void *data, size_t len);
 
 /* Loop thread: emits the notes queued so far, in order. */
 void kiln__solve_flush(kiln_solve_t *s);

@@ -473,4 +473,35 @@ void kiln__store_blob_abort(kiln__store_t *s, kiln__store_blob_writer_t *w);
 int kiln__store_blob_path(kiln__store_t *s, const char *digest, char *buf,
                           size_t size, kiln_error_t *err);
 
+/*
+ * Cache mounts (ExecOp CacheOpt): mutable directories that persist
+ * between builds, root/cachemounts/<hex>/ for the cache ID whose SHA-256
+ * is <hex>, holding `id` (the ID) and instances <n>/ with their lock
+ * files <n>.lock (core/exec decides who holds which). They are never part
+ * of a record; du lists them and prune --all removes those no process
+ * holds. kiln__store_cachemount_dir() makes the ID's directory if missing
+ * and sets *dir (malloc'ed, caller frees).
+ */
+int kiln__store_cachemount_dir(kiln__store_t *s, const char *id, char **dir,
+                               kiln_error_t *err);
+
+typedef struct kiln__store_cachemount {
+    const char *id;
+    const char *hex;
+    uint64_t size;       /* every instance */
+    int64_t created_ns;  /* of the ID's directory */
+    int64_t last_used_ns; /* the latest instance's mtime */
+    bool in_use;         /* an instance's lock is held */
+} kiln__store_cachemount_t;
+
+/* Calls cb for every cache mount (borrowed entries); non-zero stops. */
+int kiln__store_cachemounts(kiln__store_t *s,
+                            int (*cb)(const kiln__store_cachemount_t *c,
+                                      void *ud),
+                            void *ud, kiln_error_t *err);
+
+/* Removes every cache mount no process holds; *freed bytes, *removed. */
+int kiln__store_cachemounts_prune(kiln__store_t *s, uint64_t *freed,
+                                  uint32_t *removed, kiln_error_t *err);
+
 #endif

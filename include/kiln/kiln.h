@@ -291,21 +291,32 @@ typedef struct kiln_solve_options {
      * kiln_solve_start() fail with KILN_EINVAL, naming it; so does a
      * secret's PATH that cannot be read. */
     const char *const *locals;
-    /* Secrets for source plugins (and later exec mounts): "ID=PATH"
-     * strings, NULL-terminated (kiln build --secret id=ID,src=PATH); the
-     * files are read when a plugin asks, never stored. May be NULL. */
+    /* Secrets for source plugins and exec ops' secret mounts and
+     * variables: "ID=PATH" strings, NULL-terminated (kiln build --secret
+     * id=ID,src=PATH); the files are read when they are used, never
+     * stored. May be NULL. */
     const char *const *secrets;
     /* OCI image layout directories for oci-layout:// sources: "STORE=DIR"
      * strings, NULL-terminated (kiln build --oci-layout STORE=DIR; STORE
      * is what a source's oci.store attr names). May be NULL. A DIR that is
      * not a directory makes kiln_solve_start() fail with KILN_EINVAL. */
     const char *const *oci_layouts;
+    /* Secrets taken from environment variables of this process: "ID=VAR"
+     * strings, NULL-terminated (kiln build --secret id=ID,env=VAR); the
+     * value is read when an exec uses it, never stored. A VAR that is not
+     * set makes kiln_solve_start() fail with KILN_EINVAL. May be NULL. */
+    const char *const *secret_envs;
+    /* SSH agents for exec ops' SSH mounts: "ID=SOCKET" strings,
+     * NULL-terminated (kiln build --ssh default=$SSH_AUTH_SOCK); the
+     * socket is mounted into the command's root. A SOCKET that is not a
+     * socket makes kiln_solve_start() fail with KILN_EINVAL. May be NULL. */
+    const char *const *ssh;
 } kiln_solve_options_t;
 
 #define KILN_SOLVE_OPTIONS_INIT                                                \
     {                                                                          \
         sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
-            NULL, NULL, NULL, NULL, NULL, NULL                                 \
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL                     \
     }
 
 /*
