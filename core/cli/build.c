@@ -13,6 +13,9 @@
 
 #define CMD "build"
 
+/* Long-only options. */
+enum { OPT_EXPORT_CACHE = 256, OPT_IMPORT_CACHE };
+
 struct build_args {
     const char *file;
     struct kiln_cli_output out;
@@ -25,6 +28,10 @@ struct build_args {
     size_t n_locals;
     const char **secrets; /* "ID=PATH", NULL-terminated */
     size_t n_secrets;
+    const char **export_cache; /* BuildKit cache specs, NULL-terminated */
+    size_t n_export_cache;
+    const char **import_cache;
+    size_t n_import_cache;
 };
 
 /*
@@ -83,6 +90,26 @@ static void build_usage(FILE *out)
         "                         Make the file PATH secret ID for sources "
         "that\n"
         "                         ask for it (repeatable; never stored)\n"
+        "      --export-cache type=local,dest=DIR | "
+        "type=registry,ref=HOST/REPO[:TAG]\n"
+        "                         Export the build cache (repeatable), "
+        "as\n"
+        "                         BuildKit does: mode=min|max (default "
+        "min),\n"
+        "                         compression=gzip|zstd|uncompressed,\n"
+        "                         compression-level=N, ignore-error=true,\n"
+        "                         oci-mediatypes, image-manifest, "
+        "max-records=N,\n"
+        "                         max-age=7d. Layers upload while the "
+        "build\n"
+        "                         runs; records are added to what is there\n"
+        "      --import-cache type=local,src=DIR | "
+        "type=registry,ref=HOST/REPO[:TAG]\n"
+        "                         Reuse an exported build cache "
+        "(repeatable);\n"
+        "                         layers are fetched only for what the "
+        "build\n"
+        "                         needs\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -231,6 +258,10 @@ static int parse_option(struct build_args *a, int c, char **argv)
     case 'd':
         a->log_level = KILN_LOG_DEBUG;
         return -1;
+    case OPT_EXPORT_CACHE:
+        return push(&a->export_cache, &a->n_export_cache, optarg);
+    case OPT_IMPORT_CACHE:
+        return push(&a->import_cache, &a->n_import_cache, optarg);
     case 'h':
         build_usage(stdout);
         return 0;
@@ -252,6 +283,8 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"debug", no_argument, NULL, 'd'},
         {"local", required_argument, NULL, 'L'},
         {"secret", required_argument, NULL, 'S'},
+        {"export-cache", required_argument, NULL, OPT_EXPORT_CACHE},
+        {"import-cache", required_argument, NULL, OPT_IMPORT_CACHE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -390,6 +423,8 @@ static int solve(kiln_engine_t *engine, const struct build_args *a,
     so.userdata = progress;
     so.locals = a->locals;
     so.secrets = a->secrets;
+    so.export_cache = a->export_cache;
+    so.import_cache = a->import_cache;
     rc = kiln_solve_start(engine, &so, &err, &s);
     if (rc < 0) {
         return kiln_cli_error(&err);
@@ -455,6 +490,8 @@ int kiln_cli_build(int argc, char **argv)
     kiln_definition_free(def);
     kiln_cli_output_free(&a.out);
     free(a.locals);
+    free(a.export_cache);
+    free(a.import_cache);
     for (size_t i = 0; i < a.n_secrets; i++) {
         free((char *)a.secrets[i]);
     }

@@ -295,12 +295,27 @@ typedef struct kiln_solve_options {
      * strings, NULL-terminated (kiln build --secret id=ID,src=PATH); the
      * files are read when a plugin asks, never stored. May be NULL. */
     const char *const *secrets;
+    /* Build cache exports (kiln build --export-cache), BuildKit's specs,
+     * NULL-terminated; may be NULL: "type=local,dest=DIR" or
+     * "type=registry,ref=HOST/REPO[:TAG]", with mode=min|max,
+     * compression=gzip|zstd|uncompressed, compression-level=N,
+     * ignore-error=true, oci-mediatypes, image-manifest, max-records=N,
+     * max-age=DURATION (see docs/cache-format.md). Layers are uploaded
+     * while the build runs; the solve ends once the cache is written, and
+     * an export failure fails it unless ignore-error=true (then it is a
+     * WARNING event). A malformed spec fails kiln_solve_start(). */
+    const char *const *export_cache;
+    /* Build caches to reuse (--import-cache): "type=local,src=DIR" or
+     * "type=registry,ref=...", NULL-terminated; may be NULL. Only their
+     * configs are read up front; layers are fetched for the records the
+     * build uses. One that cannot be read is a WARNING event. */
+    const char *const *import_cache;
 } kiln_solve_options_t;
 
 #define KILN_SOLVE_OPTIONS_INIT                                                \
     {                                                                          \
         sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
-            NULL, NULL, NULL, NULL, NULL                                       \
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL                           \
     }
 
 /*
