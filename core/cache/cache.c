@@ -75,7 +75,6 @@ void kiln__cache_free(kiln__cache_t *c)
         kiln__cache_spec_clear(&c->imp[i].spec);
         kiln__cc_free(c->imp[i].cc);
         kiln__cache_manifest_clear(&c->imp[i].m);
-        kiln__oci_layout_free(c->imp[i].layout);
         kiln__oci_reg_free(c->imp[i].reg);
     }
     while (c->queue != NULL) {
@@ -220,22 +219,64 @@ int kiln__cache_reg_new(const kiln__cache_spec_t *sp, kiln_solve_t *s,
     return kiln__oci_reg_new(&o, out, err);
 }
 
-/* A local layout's manifest for the spec's tag or digest. */
-static int local_manifest(const kiln__cache_spec_t *sp,
-                          kiln_oci_layout_t **lp, uint8_t **data,
+int kiln__cache_local_index(const char *dir, kiln_oci_index_t *out,
+                            kiln_error_t *err)
+{
+    char path[4200];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(path, sizeof(path), "%s/index.json", dir);
+    rc = kiln__read_file(path, KILN_OCI_JSON_MAX, &data, &len, err);
+    if (rc == 0) {
+        rc = kiln__oci_index_parse(data, len, out, err);
+        if (rc < 0) {
+            kiln__fail_prefix(err, rc, "%s", path);
+        }
+    }
+    free(data);
+    return rc;
+}
+
+int kiln__cache_local_blob(const char *dir, const char *digest, size_t limit,
+                           uint8_t **data, size_t *len, kiln_error_t *err)
+{
+    char path[4200], got[KILN_DIGEST_STRLEN + 1];
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/blobs/sha256/%s", dir, digest + 7);
+    rc = kiln__read_file(path, limit, data, len, err);
+    if (rc == 0 && kiln__sha256_digest(*data, *len, got) < 0) {
+        rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    if (rc == 0 && strcmp(got, digest) != 0) {
+        rc = kiln__fail(err, KILN_EBADMSG, "%s: its digest is %s", path, got);
+    }
+    if (rc < 0) {
+        free(*data);
+        *data = NULL;
+    }
+    return rc;
+}
+
+/* A local layout's manifest for the spec's tag or digest. The layout may
+ * lack its oci-layout file: BuildKit's local cache exporter writes only
+ * index.json and the blobs. */
+static int local_manifest(const kiln__cache_spec_t *sp, uint8_t **data,
                           size_t *len, char digest[KILN_DIGEST_STRLEN + 1],
                           kiln_error_t *err)
 {
-    const kiln_oci_index_t *ix;
+    kiln_oci_index_t ix;
     const kiln_oci_desc_t *d = NULL;
-    int rc = kiln__oci_layout_open(sp->dir, lp, err);
+    int rc = kiln__cache_local_index(sp->dir, &ix, err);
 
     if (rc < 0) {
         return rc;
     }
-    ix = kiln__oci_layout_index(*lp);
-    for (size_t i = 0; i < ix->n_manifests && d == NULL; i++) {
-        const kiln_oci_desc_t *m = &ix->manifests[i];
+    for (size_t i = 0; i < ix.n_manifests && d == NULL; i++) {
+        const kiln_oci_desc_t *m = &ix.manifests[i];
         if (sp->digest != NULL ? strcmp(m->digest, sp->digest) == 0
                                : m->ref_name != NULL &&
                                      strcmp(m->ref_name, sp->tag) == 0) {
@@ -243,12 +284,15 @@ static int local_manifest(const kiln__cache_spec_t *sp,
         }
     }
     if (d == NULL) {
-        return kiln__fail(err, KILN_ENOENT, "%s: no cache tagged '%s'",
-                          sp->dir, sp->digest ? sp->digest : sp->tag);
+        rc = kiln__fail(err, KILN_ENOENT, "%s: no cache tagged '%s'", sp->dir,
+                        sp->digest ? sp->digest : sp->tag);
+    } else {
+        snprintf(digest, KILN_DIGEST_STRLEN + 1, "%s", d->digest);
+        rc = kiln__cache_local_blob(sp->dir, d->digest, KILN_CC_MAX_BYTES,
+                                    data, len, err);
     }
-    snprintf(digest, KILN_DIGEST_STRLEN + 1, "%s", d->digest);
-    return kiln__oci_layout_read_blob(*lp, d->digest, d->size,
-                                      KILN_CC_MAX_BYTES, data, len, err);
+    kiln__oci_index_clear(&ix);
+    return rc;
 }
 
 /* Collects a registry blob into memory (configs: 1 MiB at most). */
@@ -266,11 +310,9 @@ static int mem_sink(void *ud, const void *data, size_t len, kiln_error_t *err)
 
 int kiln__cache_read(const kiln__cache_spec_t *sp, kiln__oci_reg_t *reg,
                      kiln__cc_t **cc, kiln__cache_manifest_t *m,
-                     kiln_oci_layout_t **layout,
                      char manifest_digest[KILN_DIGEST_STRLEN + 1],
                      kiln_error_t *err)
 {
-    kiln_oci_layout_t *l = NULL;
     kiln__oci_manifest_t rm = {0};
     uint8_t *data = NULL, *cfg = NULL;
     kiln__buf_t cb = KILN_BUF_INIT;
@@ -281,7 +323,7 @@ int kiln__cache_read(const kiln__cache_spec_t *sp, kiln__oci_reg_t *reg,
     manifest_digest[0] = '\0';
     memset(m, 0, sizeof(*m));
     if (sp->type == KILN__CACHE_LOCAL) {
-        rc = local_manifest(sp, &l, &data, &len, manifest_digest, err);
+        rc = local_manifest(sp, &data, &len, manifest_digest, err);
     } else {
         rc = kiln__oci_manifest_get(reg, &sp->reg, &rm, err);
         if (rc == 0) {
@@ -295,9 +337,8 @@ int kiln__cache_read(const kiln__cache_spec_t *sp, kiln__oci_reg_t *reg,
         rc = kiln__cache_manifest_parse(data, len, m, err);
     }
     if (rc == 0 && sp->type == KILN__CACHE_LOCAL) {
-        rc = kiln__oci_layout_read_blob(l, m->config_digest, m->config_size,
-                                        KILN_CC_MAX_BYTES, &cfg, &cfg_len,
-                                        err);
+        rc = kiln__cache_local_blob(sp->dir, m->config_digest,
+                                    KILN_CC_MAX_BYTES, &cfg, &cfg_len, err);
     } else if (rc == 0) {
         rc = kiln__oci_blob_get(reg, sp->reg.registry, sp->reg.repository,
                                 m->config_digest, mem_sink, &cb, NULL, err);
@@ -319,13 +360,6 @@ int kiln__cache_read(const kiln__cache_spec_t *sp, kiln__oci_reg_t *reg,
         kiln__cc_free(*cc);
         *cc = NULL;
         kiln__cache_manifest_clear(m);
-        kiln__oci_layout_free(l);
-        l = NULL;
-    }
-    if (layout != NULL) {
-        *layout = l;
-    } else {
-        kiln__oci_layout_free(l);
     }
     return rc;
 }

@@ -48,7 +48,6 @@ typedef struct kiln__import {
     kiln__cache_spec_t spec;
     kiln__cc_t *cc; /* its config; NULL when it could not be read */
     kiln__cache_manifest_t m;
-    kiln_oci_layout_t *layout; /* local */
     kiln__oci_reg_t *reg;      /* registry (plan thread only) */
 } kiln__import_t;
 
@@ -92,14 +91,20 @@ void kiln__cache_blob_put(kiln__store_t *st, const char *key,
 int kiln__cache_reg_new(const kiln__cache_spec_t *sp, kiln_solve_t *s,
                         kiln__oci_reg_t **out, kiln_error_t *err);
 
-/* Reads the cache a spec names (import, or an export's destination):
- * *cc is NULL when there is none yet (KILN_ENOENT is not an error);
- * `manifest_digest` receives the manifest's digest ("" when none). For a
- * local spec, `layout` (may be NULL) keeps the layout open. */
+/* Reads the cache a spec names (an import, or an export's destination)
+ * into *cc and *m; `manifest_digest` receives the manifest's digest.
+ * KILN_ENOENT when there is no such tag (or layout). */
 int kiln__cache_read(const kiln__cache_spec_t *sp, kiln__oci_reg_t *reg,
                      kiln__cc_t **cc, kiln__cache_manifest_t *m,
-                     kiln_oci_layout_t **layout,
                      char manifest_digest[KILN_DIGEST_STRLEN + 1],
                      kiln_error_t *err);
+
+/* A local layout's index.json (clear *out with kiln__oci_index_clear), and
+ * one of its blobs read whole (at most `limit` bytes) and checked against
+ * its digest. */
+int kiln__cache_local_index(const char *dir, kiln_oci_index_t *out,
+                            kiln_error_t *err);
+int kiln__cache_local_blob(const char *dir, const char *digest, size_t limit,
+                           uint8_t **data, size_t *len, kiln_error_t *err);
 
 #endif

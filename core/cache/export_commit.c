@@ -187,22 +187,34 @@ static int merged_blobs(const kiln__exporter_t *e, const kiln__cc_t *ours,
     return rc;
 }
 
+static bool index_exists(const char *dir)
+{
+    char path[4200];
+
+    snprintf(path, sizeof(path), "%s/index.json", dir);
+    return access(path, F_OK) == 0;
+}
+
 /* index.json of layout `dir` with `desc` under `tag`, other entries kept. */
 static int write_index(const char *dir, const char *tag,
                        const kiln_oci_desc_t *desc, kiln_error_t *err)
 {
-    kiln_oci_layout_t *l = NULL;
+    kiln_oci_index_t old = {0};
     const kiln_oci_index_t *ix = NULL;
     kiln_oci_desc_t *v;
     size_t n = 0;
     int rc;
 
-    if (kiln__oci_layout_open(dir, &l, NULL) == 0) {
-        ix = kiln__oci_layout_index(l);
+    if (index_exists(dir)) {
+        rc = kiln__cache_local_index(dir, &old, err);
+        if (rc < 0) {
+            return rc; /* never replace an index.json we cannot read */
+        }
+        ix = &old;
     }
     v = calloc((ix != NULL ? ix->n_manifests : 0) + 1, sizeof(*v));
     if (v == NULL) {
-        kiln__oci_layout_free(l);
+        kiln__oci_index_clear(&old);
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     for (size_t i = 0; ix != NULL && i < ix->n_manifests; i++) {
@@ -215,16 +227,8 @@ static int write_index(const char *dir, const char *tag,
     v[n].ref_name = (char *)tag;
     rc = kiln__oci_write_index_json(dir, v, n + 1, err);
     free(v);
-    kiln__oci_layout_free(l);
+    kiln__oci_index_clear(&old);
     return rc;
-}
-
-static bool index_exists(const char *dir)
-{
-    char path[4200];
-
-    snprintf(path, sizeof(path), "%s/index.json", dir);
-    return access(path, F_OK) == 0;
 }
 
 static int commit_local(const kiln__exporter_t *e, const kiln__cc_t *ours,
@@ -249,7 +253,7 @@ static int commit_local(const kiln__exporter_t *e, const kiln__cc_t *ours,
     if (rc == 0 && !index_exists(sp->dir)) {
         /* A new layout: nothing to merge with. */
     } else if (rc == 0) {
-        rc = kiln__cache_read(sp, NULL, &theirs, &m, NULL, old, &rerr);
+        rc = kiln__cache_read(sp, NULL, &theirs, &m, old, &rerr);
         if (rc == KILN_ENOENT) {
             rc = 0; /* nothing there yet */
         } else if (rc < 0) {
@@ -284,10 +288,11 @@ static int commit_local(const kiln__exporter_t *e, const kiln__cc_t *ours,
     return rc;
 }
 
-/* One read-merge-put round; 1 when the manifest changed under us. */
+/* One read-merge-put round; 1 when the manifest changed under us.
+ * `put` receives the digest of the manifest written. */
 static int registry_round(kiln_solve_t *s, const kiln__exporter_t *e,
                           kiln__oci_reg_t *reg, const kiln__cc_t *ours,
-                          kiln_error_t *err)
+                          char put[KILN_DIGEST_STRLEN + 1], kiln_error_t *err)
 {
     const kiln__cache_spec_t *sp = &e->spec;
     kiln__cache_manifest_t m = {0};
@@ -299,7 +304,7 @@ static int registry_round(kiln_solve_t *s, const kiln__exporter_t *e,
     kiln__cc_t *theirs = NULL;
     kiln_error_t rerr = {0};
     bool has = false;
-    int rc = kiln__cache_read(sp, reg, &theirs, &m, NULL, old, &rerr);
+    int rc = kiln__cache_read(sp, reg, &theirs, &m, old, &rerr);
 
     (void)s;
     if (rc == KILN_ENOENT) {
@@ -332,7 +337,7 @@ static int registry_round(kiln_solve_t *s, const kiln__exporter_t *e,
         }
     }
     if (rc == 0) {
-        rc = kiln__oci_manifest_put(reg, &sp->reg, mt, man, man_len, NULL,
+        rc = kiln__oci_manifest_put(reg, &sp->reg, mt, man, man_len, put,
                                     err);
     }
     kiln__oci_manifest_clear(&head);
@@ -343,23 +348,86 @@ static int registry_round(kiln_solve_t *s, const kiln__exporter_t *e,
     return rc;
 }
 
+/*
+ * After a put: is everything of ours in what the ref names now? Another
+ * exporter may have put a config read before ours went in; the ref then
+ * names its digest, and merging ours into it would change it. 1 when ours
+ * is missing (merge again), 0 when it is there.
+ */
+static int verify_put(const kiln__exporter_t *e, kiln__oci_reg_t *reg,
+                      const kiln__cc_t *ours, const char *put,
+                      kiln_error_t *err)
+{
+    kiln__cache_manifest_t m = {0};
+    char now[KILN_DIGEST_STRLEN + 1], *a = NULL, *b = NULL;
+    size_t la = 0, lb = 0;
+    kiln__cc_t *theirs = NULL, *merged = NULL;
+    int rc = kiln__cache_read(&e->spec, reg, &theirs, &m, now, err);
+
+    if (rc == 0 && strcmp(now, put) == 0) {
+        rc = 0; /* ours is the latest */
+    } else if (rc == 0) {
+        rc = kiln__cc_write(theirs, &a, &la, err);
+        if (rc == 0) {
+            rc = kiln__cc_parse(a, la, &merged, err);
+        }
+        if (rc == 0) {
+            rc = kiln__cc_merge(merged, ours, err);
+        }
+        if (rc == 0 && (e->spec.max_records > 0 || e->spec.max_age_s > 0)) {
+            rc = kiln__cc_limit(merged, e->spec.max_records,
+                                e->spec.max_age_s, NULL, err);
+        }
+        if (rc == 0) {
+            rc = kiln__cc_write(merged, &b, &lb, err);
+        }
+        if (rc == 0) {
+            rc = la != lb || memcmp(a, b, la) != 0;
+        }
+    } else if (rc == KILN_ENOENT) {
+        rc = 1; /* deleted meanwhile: put ours again */
+    }
+    kiln__cache_manifest_clear(&m);
+    kiln__cc_free(theirs);
+    kiln__cc_free(merged);
+    free(a);
+    free(b);
+    return rc;
+}
+
 static int commit_registry(kiln_solve_t *s, const kiln__exporter_t *e,
                            const kiln__cc_t *ours, kiln_error_t *err)
 {
     kiln__oci_reg_t *reg = NULL;
+    char put[KILN_DIGEST_STRLEN + 1] = "";
+    unsigned seed = (unsigned)kiln__now_ns() ^ (unsigned)getpid();
     int rc = kiln__cache_reg_new(&e->spec, s, &reg, err);
 
-    for (int t = 0; rc == 0 || rc == 1; t++) {
+    for (int t = 0; rc >= 0 || rc == KILN_EIO; t++) {
         if (t == COMMIT_TRIES) {
-            rc = kiln__fail(err, KILN_EIO,
-                            "%s changed under every one of %d attempts to "
-                            "merge into it",
-                            e->spec.ref, COMMIT_TRIES);
+            if (rc == 1) {
+                rc = kiln__fail(err, KILN_EIO,
+                                "%s changed under every one of %d attempts "
+                                "to merge into it",
+                                e->spec.ref, COMMIT_TRIES);
+            }
             break;
         }
-        rc = registry_round(s, e, reg, ours, err);
+        if (rc == KILN_EIO) {
+            /* Registries answer 5xx to concurrent writers of one tag
+             * (docker-registry's file system storage does): again. */
+            usleep(50000 + rand_r(&seed) % 100000);
+        }
+        rc = registry_round(s, e, reg, ours, put, err);
         if (rc == 0) {
-            break;
+            /* A registry has no compare-and-swap: give a writer that read
+             * before our put the time to put its own, then check that ours
+             * survived it. */
+            usleep(100000 + rand_r(&seed) % 200000);
+            rc = verify_put(e, reg, ours, put, err);
+            if (rc == 0) {
+                break;
+            }
         }
     }
     kiln__oci_reg_free(reg);
