@@ -401,6 +401,7 @@ static int commit_registry(kiln_solve_t *s, const kiln__exporter_t *e,
     kiln__oci_reg_t *reg = NULL;
     char put[KILN_DIGEST_STRLEN + 1] = "";
     unsigned seed = (unsigned)kiln__now_ns() ^ (unsigned)getpid();
+    int64_t t0;
     int rc = kiln__cache_reg_new(&e->spec, s, &reg, err);
 
     for (int t = 0; rc >= 0 || rc == KILN_EIO; t++) {
@@ -418,12 +419,16 @@ static int commit_registry(kiln_solve_t *s, const kiln__exporter_t *e,
              * (docker-registry's file system storage does): again. */
             usleep(50000 + rand_r(&seed) % 100000);
         }
+        t0 = kiln__mono_ns();
         rc = registry_round(s, e, reg, ours, put, err);
         if (rc == 0) {
             /* A registry has no compare-and-swap: give a writer that read
-             * before our put the time to put its own, then check that ours
-             * survived it. */
-            usleep(100000 + rand_r(&seed) % 200000);
+             * before our put the time to put its own (about as long as our
+             * own read-merge-put took, from 20 ms up to 2 s), then check
+             * that ours survived it. */
+            int64_t us = (kiln__mono_ns() - t0) / 1000 * 3 / 2;
+            us = us < 20000 ? 20000 : us > 2000000 ? 2000000 : us;
+            usleep((useconds_t)us + rand_r(&seed) % 10000);
             rc = verify_put(e, reg, ours, put, err);
             if (rc == 0) {
                 break;
