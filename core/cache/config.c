@@ -24,6 +24,7 @@ static void layer_clear(kiln__cc_layer_t *l)
 static void record_clear(kiln__cc_record_t *r)
 {
     free(r->digest);
+    free(r->description);
     free(r->results);
     for (size_t i = 0; i < r->n_chains; i++) {
         free(r->chains[i].layers);
@@ -151,6 +152,19 @@ int kiln__cc_add_link(kiln__cc_t *cc, size_t rec, size_t i, size_t link,
     }
     in->n++;
     return 0;
+}
+
+int kiln__cc_describe(kiln__cc_t *cc, size_t rec, const char *description,
+                      kiln_error_t *err)
+{
+    kiln__cc_record_t *r = &cc->records[rec];
+
+    if (r->description != NULL || description == NULL ||
+        description[0] == '\0') {
+        return 0;
+    }
+    r->description = strdup(description);
+    return r->description != NULL ? 0 : oom(err);
 }
 
 int kiln__cc_add_result(kiln__cc_t *cc, size_t rec, size_t layer,
@@ -588,6 +602,11 @@ static int parse_records(struct parse *p, json_t *arr)
         }
         if (rc == 0) {
             rc = parse_inputs(p, r, json_object_get(x, "inputs"), i, n);
+        }
+        if (rc == 0 && json_is_string(json_object_get(x, "kiln.description")) &&
+            (r->description = strdup(json_string_value(
+                 json_object_get(x, "kiln.description")))) == NULL) {
+            rc = oom(p->err);
         }
         if (rc < 0) {
             return rc;

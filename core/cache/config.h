@@ -74,6 +74,9 @@ typedef struct kiln__cc_input {
 
 typedef struct kiln__cc_record {
     char *digest; /* "sha256:<hex>" (or "random:<hex>") */
+    /* kiln's extension "kiln.description": the vertex's name, or NULL.
+     * BuildKit ignores the field. */
+    char *description;
     kiln__cc_result_t *results;
     size_t n_results;
     kiln__cc_chain_t *chains;
@@ -117,6 +120,9 @@ int kiln__cc_add_record(kiln__cc_t *cc, const char *digest, size_t n_inputs,
  * (nothing if it is there already). */
 int kiln__cc_add_link(kiln__cc_t *cc, size_t rec, size_t i, size_t link,
                       const char *selector, kiln_error_t *err);
+/* Sets a record's description (copied) unless it has one. */
+int kiln__cc_describe(kiln__cc_t *cc, size_t rec, const char *description,
+                      kiln_error_t *err);
 /* Adds a result (top layer `layer`) to record `rec` unless it has it. */
 int kiln__cc_add_result(kiln__cc_t *cc, size_t rec, size_t layer,
                         const char *created, kiln_error_t *err);

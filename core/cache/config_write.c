@@ -236,6 +236,10 @@ static void put_record(kiln__buf_t *b, const kiln__cc_record_t *r)
         }
         kiln__buf_putc(b, ']');
     }
+    if (r->description != NULL) {
+        kiln__buf_puts(b, ",\"kiln.description\":");
+        put_str(b, r->description);
+    }
     kiln__buf_putc(b, '}');
 }
 

@@ -123,6 +123,9 @@ static int build_config(kiln_solve_t *s, const kiln__exporter_t *e,
                     (size_t)rec[n->v->inputs[i]->pos][op->inputs[i]->index],
                     kiln__solve_selector(n, i), err);
             }
+            if (rc == 0) {
+                rc = kiln__cc_describe(cc, idx, n->name, err);
+            }
             rec[ord[k]][o] = (int64_t)idx;
             wanted = e->spec.max ||
                      (n == s->result && (int64_t)o == s->result_index);

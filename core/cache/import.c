@@ -450,6 +450,144 @@ static int import_output(kiln_solve_t *s, kiln__node_t *n, size_t o,
     return 0;
 }
 
+/* ---- explaining misses -------------------------------------------------- */
+
+static const char *short_hex(const char *digest)
+{
+    const char *c = strchr(digest, ':');
+
+    return c != NULL ? c + 1 : digest;
+}
+
+/* Why input i of n matches no link of record r: into msg. */
+static void explain_input(const kiln_solve_t *s, const kiln__node_t *n,
+                          size_t k, const kiln__cc_record_t *r, size_t i,
+                          char *msg, size_t size)
+{
+    const kiln__cache_t *c = s->cache;
+    const kiln__node_t *in = &s->nodes[n->v->inputs[i]->pos];
+    size_t out = n->v->op->inputs[i]->index, b, e;
+    const char *sel = kiln__solve_selector(n, i);
+
+    range(c, in->v->pos, out, &b, &e);
+    if (b == e) {
+        snprintf(msg, size,
+                 "its input %zu (%s) has no record in the cache: look there",
+                 i, in->name);
+        return;
+    }
+    for (size_t l = 0; l < r->inputs[i].n; l++) {
+        const kiln__cc_link_t *x = &r->inputs[i].links[l];
+        if (has_match(c, in->v->pos, out, PAIR(k, x->link))) {
+            snprintf(msg, size,
+                     "input %zu (%s) is read through selector %s here but "
+                     "%s in the cache: the paths the op reads differ",
+                     i, in->name, sel[0] ? sel : "(none)",
+                     x->selector[0] ? x->selector : "(none)");
+            return;
+        }
+    }
+    snprintf(msg, size,
+             "input %zu (%s) differs: the cache's record was made over "
+             "another result of it",
+             i, in->name);
+}
+
+/* A MESSAGE (INFO) for a vertex that will run although caches were
+ * imported: the nearest record and what differed. */
+static void explain_miss(kiln_solve_t *s, kiln__node_t *n)
+{
+    const kiln__cache_t *c = s->cache;
+    char dg[KILN_DIGEST_STRLEN + 1], msg[768] = "";
+    size_t b, e;
+
+    kiln__cache_record_digest(n, 0, dg);
+    range(c, n->v->pos, 0, &b, &e);
+    if (dg[0] == '\0') {
+        snprintf(msg, sizeof(msg),
+                 "its key is bound to this session (random:), never "
+                 "exported");
+    } else if (b < e) {
+        snprintf(msg, sizeof(msg),
+                 "%zu imported record(s) match it but hold no usable result "
+                 "(exported with mode=min, or its blobs are gone)",
+                 e - b);
+    }
+    for (size_t k = 0; msg[0] == '\0' && k < c->n_imp; k++) {
+        const kiln__cc_t *cc = c->imp[k].cc;
+
+        for (size_t r = 0; cc != NULL && r < cc->n_records; r++) {
+            const kiln__cc_record_t *rec = &cc->records[r];
+
+            if (strcmp(rec->digest, dg) != 0 ||
+                rec->n_inputs != n->v->op->n_inputs) {
+                continue;
+            }
+            for (size_t i = 0; i < rec->n_inputs && msg[0] == '\0'; i++) {
+                char why[600];
+                bool ok = false;
+
+                for (size_t l = 0; l < rec->inputs[i].n && !ok; l++) {
+                    ok = strcmp(rec->inputs[i].links[l].selector,
+                                kiln__solve_selector(n, i)) == 0 &&
+                         has_match(c, n->v->inputs[i]->pos,
+                                   n->v->op->inputs[i]->index,
+                                   PAIR(k, rec->inputs[i].links[l].link));
+                }
+                if (!ok) {
+                    explain_input(s, n, k, rec, i, why, sizeof(why));
+                    snprintf(msg, sizeof(msg),
+                             "record %.12s is this op, but %s",
+                             short_hex(rec->digest), why);
+                }
+            }
+        }
+        /* The same inputs under another digest: the op itself changed. */
+        for (size_t r = 0; cc != NULL && msg[0] == '\0' && r < cc->n_records;
+             r++) {
+            const kiln__cc_record_t *rec = &cc->records[r];
+
+            if (n->v->op->n_inputs > 0 && rec->n_inputs == n->v->op->n_inputs &&
+                rec_matches(s, n, k, rec)) {
+                snprintf(msg, sizeof(msg),
+                         "record %.12s%s%s%s has the same inputs but another "
+                         "cache-map digest (%.12s here): the op's fields "
+                         "differ",
+                         short_hex(rec->digest),
+                         rec->description ? " (" : "",
+                         rec->description ? rec->description : "",
+                         rec->description ? ")" : "", short_hex(dg));
+            }
+        }
+    }
+    if (msg[0] == '\0' && n->v->kind == KILN_OP_SOURCE) {
+        snprintf(msg, sizeof(msg),
+                 "no record of this source as pinned here (%s): its content "
+                 "differs from the exporting build's",
+                 n->pin != NULL ? n->pin : "?");
+    } else if (msg[0] == '\0') {
+        for (size_t i = 0; i < n->v->op->n_inputs && msg[0] == '\0'; i++) {
+            const kiln__node_t *in = &s->nodes[n->v->inputs[i]->pos];
+            size_t ib, ie;
+
+            range(c, in->v->pos, n->v->op->inputs[i]->index, &ib, &ie);
+            if (ib == ie) {
+                snprintf(msg, sizeof(msg),
+                         "no record of this op; its input %zu (%s) has none "
+                         "either: look there",
+                         i, in->name);
+            }
+        }
+    }
+    if (msg[0] == '\0') {
+        snprintf(msg, sizeof(msg),
+                 "no record of this op (cache-map digest %.12s) over these "
+                 "inputs: the op differs, or it was not exported",
+                 short_hex(dg));
+    }
+    kiln__solve_note(s, n, KILN_LOG_INFO, "cache miss: %s", msg);
+}
+
 int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
                               kiln_error_t *err)
 {
@@ -458,8 +596,11 @@ int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
     char(*snaps)[KILN__STORE_ID_MAX];
     int rc = 0;
 
-    if (c == NULL || c->match == NULL || c->n_match[n->v->pos] == NULL ||
-        c->n_match[n->v->pos][n_out - 1] == 0) {
+    if (c == NULL || c->match == NULL || c->n_match[n->v->pos] == NULL) {
+        return 0;
+    }
+    if (c->n_match[n->v->pos][n_out - 1] == 0) {
+        explain_miss(s, n);
         return 0;
     }
     snaps = calloc(n_out, sizeof(*snaps));
@@ -490,6 +631,9 @@ int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
         for (size_t o = 0; o < got; o++) {
             kiln__store_release(s->engine->store, KILN__STORE_SNAPSHOT,
                                 snaps[o], NULL);
+        }
+        if (rc == 0) {
+            explain_miss(s, n);
         }
     }
     free(snaps);

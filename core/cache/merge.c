@@ -228,10 +228,13 @@ static int merge_record(kiln__cc_t *dst, const kiln__cc_t *src, size_t s,
     for (size_t k = 0; k < dst->n_records; k++) {
         if (strcmp((*dids)[k], sid) == 0) {
             rmap[s] = k;
-            return 0;
+            return kiln__cc_describe(dst, k, sr->description, err);
         }
     }
     rc = kiln__cc_add_record(dst, sr->digest, sr->n_inputs, &d, err);
+    if (rc == 0) {
+        rc = kiln__cc_describe(dst, d, sr->description, err);
+    }
     for (size_t i = 0; i < sr->n_inputs && rc == 0; i++) {
         for (size_t k = 0; k < sr->inputs[i].n && rc == 0; k++) {
             rc = kiln__cc_add_link(dst, d, i, rmap[sr->inputs[i].links[k].link],
@@ -368,6 +371,9 @@ static int compact(kiln__cc_t *cc, bool *keep, kiln_error_t *err)
             continue;
         }
         rc = kiln__cc_add_record(out, r->digest, r->n_inputs, &d, err);
+        if (rc == 0) {
+            rc = kiln__cc_describe(out, d, r->description, err);
+        }
         for (size_t i = 0; i < r->n_inputs && rc == 0; i++) {
             for (size_t j = 0; j < r->inputs[i].n && rc == 0; j++) {
                 rc = kiln__cc_add_link(out, d, i,

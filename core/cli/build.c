@@ -14,7 +14,7 @@
 #define CMD "build"
 
 /* Long-only options. */
-enum { OPT_EXPORT_CACHE = 256, OPT_IMPORT_CACHE };
+enum { OPT_EXPORT_CACHE = 256, OPT_IMPORT_CACHE, OPT_EXPLAIN_MISSES };
 
 struct build_args {
     const char *file;
@@ -110,6 +110,11 @@ static void build_usage(FILE *out)
         "                         layers are fetched only for what the "
         "build\n"
         "                         needs\n"
+        "      --explain-misses   For each vertex that runs although a cache "
+        "was\n"
+        "                         imported, say which record was nearest and "
+        "what\n"
+        "                         differed (raises --log-level to info)\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -262,6 +267,12 @@ static int parse_option(struct build_args *a, int c, char **argv)
         return push(&a->export_cache, &a->n_export_cache, optarg);
     case OPT_IMPORT_CACHE:
         return push(&a->import_cache, &a->n_import_cache, optarg);
+    case OPT_EXPLAIN_MISSES:
+        /* The explanations are INFO messages of the importer. */
+        if (a->log_level < KILN_LOG_INFO) {
+            a->log_level = KILN_LOG_INFO;
+        }
+        return -1;
     case 'h':
         build_usage(stdout);
         return 0;
@@ -285,6 +296,7 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"secret", required_argument, NULL, 'S'},
         {"export-cache", required_argument, NULL, OPT_EXPORT_CACHE},
         {"import-cache", required_argument, NULL, OPT_IMPORT_CACHE},
+        {"explain-misses", no_argument, NULL, OPT_EXPLAIN_MISSES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -403,6 +403,35 @@ KILN_EXTERN int kiln_source_translate(const char *plugin_path,
 KILN_EXTERN void kiln_translated_free(kiln_translated_t *t);
 
 /*
+ * Exported build caches: what `kiln cache ls` shows.
+ */
+typedef struct kiln_cache_record {
+    const char *digest;      /* the record's digest, BuildKit's cache key */
+    const char *description; /* the vertex's name (kiln's exports), or NULL */
+    uint64_t size;           /* bytes of its newest result's layer blobs;
+                                0 without a result */
+    size_t n_layers;         /* layers of that result */
+    size_t n_results;        /* results it has (0: a link only) */
+    size_t n_inputs;         /* the op's inputs */
+    const char *created;     /* RFC 3339 time of its newest result, or NULL */
+} kiln_cache_record_t;
+
+/* Called once per record, in the config's order; non-zero stops. */
+typedef int (*kiln_cache_record_cb)(const kiln_cache_record_t *record,
+                                    void *userdata);
+
+/*
+ * Reads the exported build cache `spec` names, as --import-cache takes it
+ * ("type=local,src=DIR" or "type=registry,ref=HOST/REPO[:TAG]"; only its
+ * manifest and config are fetched), and calls cb for each record; the
+ * record is borrowed for the call. Errors: KILN_EINVAL (a bad spec),
+ * KILN_ENOENT (no such cache), KILN_EBADMSG (not a build cache, or a
+ * malformed one: the message names the field), KILN_EIO.
+ */
+KILN_EXTERN int kiln_cache_list(const char *spec, kiln_cache_record_cb cb,
+                                void *userdata, kiln_error_t *err);
+
+/*
  * Store management: what `kiln du`, `kiln prune` and `kiln logs` show.
  */
 typedef struct kiln_du_entry {

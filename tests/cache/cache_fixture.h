@@ -106,6 +106,7 @@ typedef struct outcome {
     char warnings[8192];
     size_t n_warnings;
     char ran[2048]; /* names of the vertices that ran, ";"-separated */
+    char misses[4096]; /* "NAME: cache miss: ..." lines */
 } outcome_t;
 
 static void on_event(const kiln_event_t *ev, void *ud)
@@ -118,37 +119,52 @@ static void on_event(const kiln_event_t *ev, void *ud)
         snprintf(o->warnings + n, sizeof(o->warnings) - n, "%.*s\n",
                  (int)ev->len, (const char *)ev->data);
         o->n_warnings++;
+    } else if (ev->type == KILN_EVENT_MESSAGE && ev->len > 11 &&
+               memcmp(ev->data, "cache miss:", 11) == 0) {
+        n = strlen(o->misses);
+        snprintf(o->misses + n, sizeof(o->misses) - n, "%s: %.*s\n",
+                 ev->name != NULL ? ev->name : "-", (int)ev->len,
+                 (const char *)ev->data);
     } else if (ev->type == KILN_EVENT_VERTEX_COMPLETED) {
         n = strlen(o->ran);
         snprintf(o->ran + n, sizeof(o->ran) - n, "%s;", ev->name);
     }
 }
 
-/* A build: definition `def` on store `root`, locals "src=DIR", the
- * result into `out` (may be NULL), with the given cache specs (each may be
- * NULL). */
-static outcome_t build(const char *root, kiln_definition_t *def,
-                       const char *src, const char *out, const char *export1,
-                       const char *import1, const char *import2)
+/* An engine on store `root`, with the importer's explanations. */
+static kiln_engine_t *open_engine(const char *root)
 {
     kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
+    kiln_error_t err = {0};
+    kiln_engine_t *e = NULL;
+
+    eo.root = root;
+    eo.jobs = 2;
+    eo.log_level = KILN_LOG_INFO; /* the importer's miss explanations */
+    if (kiln_engine_new(&eo, &err, &e) != 0) {
+        fail_msg("engine: %s", err.message);
+    }
+    return e;
+}
+
+/* A build on engine e: definition `def`, locals "src=DIR", the result
+ * into `out` (may be NULL), with the given cache specs (each may be
+ * NULL). Any thread. */
+static outcome_t build_on(kiln_engine_t *e, kiln_definition_t *def,
+                          const char *src, const char *out,
+                          const char *export1, const char *import1,
+                          const char *import2)
+{
     kiln_solve_options_t so = KILN_SOLVE_OPTIONS_INIT;
     char local[1100];
     const char *locals[] = {local, NULL};
     const char *exports[] = {export1, NULL};
     const char *imports[] = {import1, import2, NULL};
     outcome_t o;
-    kiln_engine_t *e = NULL;
     kiln_solve_t *s = NULL;
-    kiln_error_t err = {0};
 
     memset(&o, 0, sizeof(o));
     snprintf(local, sizeof(local), "src=%s", src);
-    eo.root = root;
-    eo.jobs = 2;
-    if (kiln_engine_new(&eo, &err, &e) != 0) {
-        fail_msg("engine: %s", err.message);
-    }
     so.definition = def;
     so.locals = locals;
     so.on_event = on_event;
@@ -165,6 +181,17 @@ static outcome_t build(const char *root, kiln_definition_t *def,
         kiln_solve_stats(s, &o.stats);
         kiln_solve_free(s);
     }
+    return o;
+}
+
+/* build_on() on a new engine for `root`, closed after. */
+static outcome_t build(const char *root, kiln_definition_t *def,
+                       const char *src, const char *out, const char *export1,
+                       const char *import1, const char *import2)
+{
+    kiln_engine_t *e = open_engine(root);
+    outcome_t o = build_on(e, def, src, out, export1, import1, import2);
+
     kiln_engine_free(e);
     return o;
 }

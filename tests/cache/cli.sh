@@ -40,7 +40,7 @@ expect() {
     fi
 }
 
-echo "1..8"
+echo "1..13"
 
 run build --root "$tmp/a" --progress=plain -o "$tmp/out-a" \
     --export-cache "type=local,dest=$tmp/cache,mode=max" "$def"
@@ -71,8 +71,31 @@ run build --root "$tmp/d" --progress=plain \
 expect "an unreadable import is a warning" 0 \
     "importing the build cache from $tmp/nothing-here: .*building without it"
 
+# A cache of another definition: every vertex misses, and says why.
+run build --root "$tmp/e" --progress=plain --explain-misses \
+    --import-cache "type=local,src=$data/buildkit-cache/f_diamond" "$def"
+expect "--explain-misses says why each vertex ran" 0 \
+    'cache miss: no record of this op \(cache-map digest [0-9a-f]{12}\)' 
+
+run cache ls "$tmp/cache"
+expect "cache ls lists the 400 records" 0
+if grep -qE '^[0-9a-f]{12} +[0-9]+ +[0-9.]+k?B +20[0-9-]+T.* mkfile /f' "$tmp/out" &&
+    grep -qx '400 records, 400 with layers' "$tmp/out"; then
+    ok "cache ls: digest, layers, size, created, description"
+else
+    not_ok "cache ls output is wrong"; head -n 3 "$tmp/out" | sed 's/^/# /'
+fi
+run cache ls --json "type=local,src=$data/buildkit-cache/f_diamond"
+expect "cache ls --json of a BuildKit cache" 0
+if python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert len(r)==7 and sum(1 for x in r if x["results"])==3' "$tmp/out"; then
+    ok "its 7 records, 3 with results, as JSON"
+else
+    not_ok "cache ls --json output is wrong"
+fi
+
 run build --help
-if grep -q -- '--export-cache' "$tmp/out" && grep -q -- '--import-cache' "$tmp/out"; then
+if grep -q -- '--export-cache' "$tmp/out" && grep -q -- '--import-cache' "$tmp/out" &&
+    grep -q -- '--explain-misses' "$tmp/out"; then
     ok "--help describes both options"
 else
     not_ok "--help lacks them"

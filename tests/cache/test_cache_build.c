@@ -172,6 +172,10 @@ static void roundtrip(const char *export_spec, const char *import_spec)
     ASSERT_BUILT(o);
     assert_int_equal(o.stats.run, 1);
     assert_string_equal(o.ran, "final;");
+    /* Why final ran: the op's fields changed, not its inputs. */
+    assert_contains(o.misses, "final: cache miss: record ");
+    assert_contains(o.misses, "(final) has the same inputs but another "
+                              "cache-map digest");
     file_is(oc, "c.txt", "C2\n");
     file_is(oc, "side.txt", "SIDE\n");
     file_is(oc, "a.txt", "A\n");
@@ -181,11 +185,28 @@ static void roundtrip(const char *export_spec, const char *import_spec)
 
 static void test_local_max(void **state)
 {
-    const char *dir = fresh("cache");
+    const char *dir = fresh("cache"), *other = fresh("src");
+    kiln_definition_t *def = graph("C\n");
+    char path[500];
+    outcome_t o;
 
     (void)state;
     roundtrip(spec("type=local,dest=%s,mode=max", dir),
               spec("type=local,src=%s", dir));
+    /* Another content of the source: it and the steps over it run, and
+     * the explanations point at the source. */
+    assert_int_equal(mkdir(other, 0755), 0);
+    snprintf(path, sizeof(path), "%s/a.txt", other);
+    write_file(path, "A2\n");
+    o = build(fresh("root"), def, other, NULL, NULL,
+              spec("type=local,src=%s", dir), NULL);
+    ASSERT_BUILT(o);
+    assert_int_equal(o.stats.run, 4); /* all but side */
+    assert_contains(o.misses, "cache miss: no record of this source as "
+                              "pinned here");
+    assert_contains(o.misses, "s1: cache miss: record ");
+    assert_contains(o.misses, "is this op, but its input 0 (");
+    kiln_definition_free(def);
 }
 
 static void test_registry_max(void **state)
@@ -234,6 +255,9 @@ static void min_mode(const char *export_spec, const char *import_spec)
     o = build(fresh("root"), changed, src, NULL, NULL, import_spec, NULL);
     ASSERT_BUILT(o);
     assert_int_equal(o.stats.run, 5);
+    /* s2 and side match records that hold no layers in a min cache. */
+    assert_contains(o.misses, "s2: cache miss: 1 imported record(s) match it "
+                              "but hold no usable result");
     kiln_definition_free(def);
     kiln_definition_free(changed);
 }
@@ -465,7 +489,8 @@ static void test_additive_registry(void **state)
 }
 
 struct racer {
-    const char *root, *spec;
+    kiln_engine_t *engine;
+    const char *spec;
     kiln_definition_t *def;
     outcome_t o;
 };
@@ -474,7 +499,7 @@ static void *race_main(void *arg)
 {
     struct racer *r = arg;
 
-    r->o = build(r->root, r->def, src, NULL, r->spec, NULL, NULL);
+    r->o = build_on(r->engine, r->def, src, NULL, r->spec, NULL, NULL);
     return NULL;
 }
 
@@ -488,13 +513,20 @@ static void concurrent(const char *export_spec, const char *import_spec)
     for (int i = 0; i < N; i++) {
         char text[16];
         snprintf(text, sizeof(text), "R%d\n", i);
-        r[i].root = fresh("root");
+        /* Engines open before and close after the race: only the solves
+         * (and their exports) run at once. */
+        r[i].engine = open_engine(fresh("root"));
         r[i].spec = export_spec;
         r[i].def = graph(text);
+    }
+    for (int i = 0; i < N; i++) {
         assert_int_equal(pthread_create(&t[i], NULL, race_main, &r[i]), 0);
     }
     for (int i = 0; i < N; i++) {
         pthread_join(t[i], NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        kiln_engine_free(r[i].engine);
         ASSERT_BUILT(r[i].o);
     }
     for (int i = 0; i < N; i++) {
