@@ -192,6 +192,42 @@ void kiln__cache_blob_put(kiln__store_t *st, const char *key,
     kiln__store_kv_set(st, KILN__CACHE_KV, key, val, (size_t)n, NULL);
 }
 
+void kiln__cache_seen_at(kiln__store_t *st, const char *digest,
+                         const kiln__oci_ref_t *where)
+{
+    char key[128], val[1024];
+    int n;
+
+    snprintf(key, sizeof(key), "seen/%s", digest);
+    n = snprintf(val, sizeof(val), "%s %s", where->registry, where->repository);
+    if (n > 0 && (size_t)n < sizeof(val)) {
+        kiln__store_kv_set(st, KILN__CACHE_KV, key, val, (size_t)n, NULL);
+    }
+}
+
+bool kiln__cache_where_seen(kiln__store_t *st, const char *digest,
+                            char *registry, size_t rsize, char *repo,
+                            size_t qsize)
+{
+    char key[128], val[1024];
+    const char *sp;
+    size_t len = 0;
+
+    snprintf(key, sizeof(key), "seen/%s", digest);
+    if (kiln__store_kv_get(st, KILN__CACHE_KV, key, val, sizeof(val) - 1, &len,
+                           NULL) < 0) {
+        return false;
+    }
+    val[len] = '\0';
+    sp = strchr(val, ' ');
+    if (sp == NULL) {
+        return false;
+    }
+    snprintf(registry, rsize, "%.*s", (int)(sp - val), val);
+    snprintf(repo, qsize, "%s", sp + 1);
+    return true;
+}
+
 static int reg_cancelled(void *ud)
 {
     const kiln_solve_t *s = ud;

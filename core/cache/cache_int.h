@@ -87,6 +87,15 @@ int kiln__cache_blob_get(kiln__store_t *st, const char *key,
 void kiln__cache_blob_put(kiln__store_t *st, const char *key,
                           const kiln__cache_blob_t *b);
 
+/* Where blob `digest` was last seen in a registry (its host and
+ * repository), so that an export to another repository of that registry
+ * mounts it instead of uploading it. Remembering is best effort. */
+void kiln__cache_seen_at(kiln__store_t *st, const char *digest,
+                         const kiln__oci_ref_t *where);
+bool kiln__cache_where_seen(kiln__store_t *st, const char *digest,
+                            char *registry, size_t rsize, char *repo,
+                            size_t qsize);
+
 /* A registry client for a spec. */
 int kiln__cache_reg_new(const kiln__cache_spec_t *sp, kiln_solve_t *s,
                         kiln__oci_reg_t **out, kiln_error_t *err);

@@ -124,6 +124,26 @@ static int push_staged(const kiln__exporter_t *e, kiln__oci_reg_t *reg,
     return rc;
 }
 
+/* Another repository of the destination's registry had the blob: a
+ * cross-repository mount instead of an upload. */
+static int try_mount(kiln__store_t *st, const kiln__exporter_t *e,
+                     kiln__oci_reg_t *reg, const char *digest, bool *has,
+                     kiln_error_t *err)
+{
+    char registry[512], repo[512];
+
+    *has = false;
+    if (!kiln__cache_where_seen(st, digest, registry, sizeof(registry), repo,
+                                sizeof(repo)) ||
+        strcmp(registry, e->spec.reg.registry) != 0 ||
+        strcmp(repo, e->spec.reg.repository) == 0) {
+        return 0;
+    }
+    return kiln__oci_blob_mount(reg, e->spec.reg.registry,
+                                e->spec.reg.repository, repo, digest, has,
+                                err);
+}
+
 /* Packs store layer `id` at `path` for e (unless the destination has its
  * blob), and uploads it. */
 static int pack_layer(kiln_solve_t *s, kiln__exporter_t *e,
@@ -140,6 +160,9 @@ static int pack_layer(kiln_solve_t *s, kiln__exporter_t *e,
     kiln__cache_layer_kv(id, e->spec.comp, e->spec.level, key, sizeof(key));
     if (kiln__cache_blob_get(st, key, &b) == 0) {
         rc = dest_has(e, reg, b.digest, &has, err);
+        if (rc == 0 && !has && e->spec.type == KILN__CACHE_REGISTRY) {
+            rc = try_mount(st, e, reg, b.digest, &has, err);
+        }
         if (rc == 0 && has) {
             publish(e, id, &b, 0, true);
             return 0;
@@ -172,6 +195,7 @@ static int pack_layer(kiln_solve_t *s, kiln__exporter_t *e,
             return kiln__fail_prefix(err, rc, "pushing %s to %s", b.digest,
                                      e->spec.ref);
         }
+        kiln__cache_seen_at(st, b.digest, &e->spec.reg);
     }
     publish(e, id, &b, has ? 0 : (uint64_t)b.size, has);
     return 0;

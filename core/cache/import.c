@@ -300,6 +300,9 @@ static int layer_of(kiln_solve_t *s, kiln__import_t *im,
         return kiln__fail_prefix(err, rc, "blob %s", l->blob);
     }
     kiln__store_kv_set(st, KILN__CACHE_KV, key, id, strlen(id), NULL);
+    if (im->spec.type == KILN__CACHE_REGISTRY) {
+        kiln__cache_seen_at(st, l->blob, &im->spec.reg);
+    }
     /* An export of this layer with the same compression finds the blob. */
     snprintf(b.digest, sizeof(b.digest), "%s", l->blob);
     snprintf(b.diff_id, sizeof(b.diff_id), "%s", res.diff_id);

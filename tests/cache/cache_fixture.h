@@ -107,6 +107,7 @@ typedef struct outcome {
     size_t n_warnings;
     char ran[2048]; /* names of the vertices that ran, ";"-separated */
     char misses[4096]; /* "NAME: cache miss: ..." lines */
+    char exported[1024]; /* the exporter's "build cache exported" lines */
 } outcome_t;
 
 static void on_event(const kiln_event_t *ev, void *ud)
@@ -125,6 +126,11 @@ static void on_event(const kiln_event_t *ev, void *ud)
         snprintf(o->misses + n, sizeof(o->misses) - n, "%s: %.*s\n",
                  ev->name != NULL ? ev->name : "-", (int)ev->len,
                  (const char *)ev->data);
+    } else if (ev->type == KILN_EVENT_MESSAGE && ev->len > 20 &&
+               memcmp(ev->data, "build cache exported", 20) == 0) {
+        n = strlen(o->exported);
+        snprintf(o->exported + n, sizeof(o->exported) - n, "%.*s\n",
+                 (int)ev->len, (const char *)ev->data);
     } else if (ev->type == KILN_EVENT_VERTEX_COMPLETED) {
         n = strlen(o->ran);
         snprintf(o->ran + n, sizeof(o->ran) - n, "%s;", ev->name);

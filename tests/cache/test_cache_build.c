@@ -219,6 +219,40 @@ static void test_registry_max(void **state)
               spec("type=registry,ref=%s/cache/app:max", reg.host));
 }
 
+/*
+ * Exporting to a second repository of the same registry mounts the blobs
+ * the first one has instead of uploading them again; the import from the
+ * second repository finds them.
+ */
+static void test_registry_mount(void **state)
+{
+    kiln_definition_t *def = graph("MOUNT\n");
+    const char *root = fresh("root");
+    outcome_t o;
+
+    (void)state;
+    if (!have_registry) {
+        skip();
+    }
+    o = build(root, def, src, NULL,
+              spec("type=registry,ref=%s/mount/one:main", reg.host), NULL,
+              NULL);
+    ASSERT_BUILT(o);
+    assert_contains(o.exported, "blobs already there");
+    assert_true(strstr(o.exported, ": 0 bytes uploaded") == NULL);
+    o = build(root, def, src, NULL,
+              spec("type=registry,ref=%s/mount/two:main", reg.host), NULL,
+              NULL);
+    ASSERT_BUILT(o);
+    assert_int_equal(o.stats.run, 0);
+    assert_contains(o.exported, ": 0 bytes uploaded, 3 blobs already there");
+    o = build(fresh("root"), def, src, NULL, NULL,
+              spec("type=registry,ref=%s/mount/two:main", reg.host), NULL);
+    ASSERT_BUILT(o);
+    assert_int_equal(o.stats.run, 0);
+    kiln_definition_free(def);
+}
+
 /* The other forms and compressions read back too. */
 static void test_forms(void **state)
 {
@@ -562,6 +596,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_max),
         cmocka_unit_test(test_registry_max),
+        cmocka_unit_test(test_registry_mount),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_local_min),
         cmocka_unit_test(test_registry_min),
