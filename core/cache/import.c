@@ -504,6 +504,9 @@ static void explain_miss(kiln_solve_t *s, kiln__node_t *n)
     char dg[KILN_DIGEST_STRLEN + 1], msg[768] = "";
     size_t b, e;
 
+    if (s->engine->log_level < KILN_LOG_INFO || s->opts.on_event == NULL) {
+        return; /* nobody would read it */
+    }
     kiln__cache_record_digest(n, 0, dg);
     range(c, n->v->pos, 0, &b, &e);
     if (dg[0] == '\0') {
