@@ -16,6 +16,8 @@
  * makes that record a miss, with a warning: the vertex is built instead.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,8 +218,8 @@ static int fd_sink(void *ud, const void *data, size_t len, kiln_error_t *err)
 /* Opens blob l of import im for reading (a registry blob is downloaded
  * into the store's tmp area first: *tmp names it). */
 static int open_blob(kiln_solve_t *s, kiln__import_t *im,
-                     const kiln__cc_layer_t *l, int *fd, char **tmp,
-                     kiln_error_t *err)
+                     kiln__oci_reg_t *reg, const kiln__cc_layer_t *l, int *fd,
+                     char **tmp, kiln_error_t *err)
 {
     kiln__store_t *st = s->engine->store;
     int rc;
@@ -237,7 +239,7 @@ static int open_blob(kiln_solve_t *s, kiln__import_t *im,
     }
     rc = kiln__store_mkstemp(st, fd, tmp, err);
     if (rc == 0) {
-        rc = kiln__oci_blob_get(im->reg, im->spec.reg.registry,
+        rc = kiln__oci_blob_get(reg, im->spec.reg.registry,
                                 im->spec.reg.repository, l->blob, fd_sink, fd,
                                 NULL, err);
     }
@@ -253,8 +255,8 @@ static int open_blob(kiln_solve_t *s, kiln__import_t *im,
 
 /* The store layer of blob l (unpacked now unless it was before), leased. */
 static int layer_of(kiln_solve_t *s, kiln__import_t *im,
-                    const kiln__cc_layer_t *l, char id[KILN__STORE_ID_MAX],
-                    kiln_error_t *err)
+                    kiln__oci_reg_t *reg, const kiln__cc_layer_t *l,
+                    char id[KILN__STORE_ID_MAX], kiln_error_t *err)
 {
     kiln__store_t *st = s->engine->store;
     kiln_oci_unpack_opts_t uo = {0};
@@ -272,7 +274,7 @@ static int layer_of(kiln_solve_t *s, kiln__import_t *im,
             return 0; /* unpacked before, still there */
         }
     }
-    rc = open_blob(s, im, l, &fd, &tmp, err);
+    rc = open_blob(s, im, reg, l, &fd, &tmp, err);
     if (rc == 0) {
         rc = kiln__store_mkdtemp(st, &dir, err);
     }
@@ -314,38 +316,117 @@ static int layer_of(kiln_solve_t *s, kiln__import_t *im,
     return 0;
 }
 
-/* The snapshot of result `top` (a layer of import im), leased. */
+/* Layers of a chain fetched at once (a registry client each). */
+#define FETCHERS 4
+
+struct fetch {
+    kiln_solve_t *s;
+    kiln__import_t *im;
+    const int64_t *chain;
+    size_t n;
+    char (*ids)[KILN__STORE_ID_MAX];
+    bool *have; /* ids[i] holds a leased layer; each written by one thread */
+    atomic_size_t next;
+    atomic_bool failed;
+    pthread_mutex_t mu; /* guards rc and err */
+    int rc;
+    kiln_error_t *err;
+};
+
+static void fetch_failed(struct fetch *f, int rc, const kiln_error_t *e)
+{
+    pthread_mutex_lock(&f->mu);
+    if (f->rc == 0) {
+        f->rc = rc;
+        *f->err = *e;
+    }
+    pthread_mutex_unlock(&f->mu);
+    atomic_store(&f->failed, true);
+}
+
+static void *fetch_main(void *arg)
+{
+    struct fetch *f = arg;
+    kiln__oci_reg_t *reg = NULL;
+    kiln_error_t e = {0};
+    size_t i;
+    int rc = f->im->spec.type == KILN__CACHE_REGISTRY
+                 ? kiln__cache_reg_new(&f->im->spec, f->s, &reg, &e)
+                 : 0;
+
+    if (rc < 0) {
+        fetch_failed(f, rc, &e);
+    }
+    while (!atomic_load(&f->failed) &&
+           (i = atomic_fetch_add(&f->next, 1)) < f->n) {
+        rc = layer_of(f->s, f->im, reg, &f->im->cc->layers[f->chain[i]],
+                      f->ids[i], &e);
+        if (rc < 0) {
+            fetch_failed(f, rc, &e);
+        } else {
+            f->have[i] = true;
+        }
+    }
+    kiln__oci_reg_free(reg);
+    return NULL;
+}
+
+/* The snapshot of result `top` (a layer of import im), leased: its chain's
+ * layers are fetched and unpacked FETCHERS at a time. */
 static int fetch_result(kiln_solve_t *s, kiln__import_t *im, int64_t top,
                         char snap[KILN__STORE_ID_MAX], kiln_error_t *err)
 {
     kiln__store_t *st = s->engine->store;
+    struct fetch f = {.s = s, .im = im, .err = err};
     int64_t *chain = NULL;
-    size_t n = 0, got = 0;
-    char(*ids)[KILN__STORE_ID_MAX] = NULL;
     const char **idp = NULL;
+    pthread_t threads[FETCHERS];
+    bool started[FETCHERS] = {false};
+    size_t n = 0;
     int rc = kiln__cc_layer_chain(im->cc, top, &chain, &n, err);
 
     if (rc == 0) {
-        ids = calloc(n + 1, sizeof(*ids));
+        f.ids = calloc(n + 1, sizeof(*f.ids));
+        f.have = calloc(n + 1, sizeof(*f.have));
         idp = calloc(n + 1, sizeof(*idp));
-        rc = ids && idp ? 0 : kiln__fail(err, KILN_ENOMEM, "out of memory");
+        rc = f.ids && f.have && idp
+                 ? 0
+                 : kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
-    for (; rc == 0 && got < n; got++) {
-        rc = layer_of(s, im, &im->cc->layers[chain[got]], ids[got], err);
-        idp[got] = ids[got];
-        if (rc < 0) {
-            break;
+    if (rc == 0) {
+        f.chain = chain;
+        f.n = n;
+        atomic_init(&f.next, 0);
+        atomic_init(&f.failed, false);
+        pthread_mutex_init(&f.mu, NULL);
+        /* This thread is one of them; the others are extra. */
+        for (size_t t = 1; t < FETCHERS && t < n; t++) {
+            started[t] = pthread_create(&threads[t], NULL, fetch_main, &f) == 0;
         }
+        fetch_main(&f);
+        for (size_t t = 1; t < FETCHERS; t++) {
+            if (started[t]) {
+                pthread_join(threads[t], NULL);
+            }
+        }
+        pthread_mutex_destroy(&f.mu);
+        rc = f.rc;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        idp[i] = f.ids[i];
     }
     if (rc == 0) {
         rc = kiln__store_create_snapshot(st, idp, n, snap, err);
     }
-    for (size_t i = 0; i < got; i++) {
+    for (size_t i = 0; f.have != NULL && i < n; i++) {
         /* The snapshot holds them now (or they go with a failure). */
-        kiln__store_release(st, KILN__STORE_LAYER, ids[i], NULL);
+        if (f.have[i]) {
+            kiln__store_release(st, KILN__STORE_LAYER, f.ids[i], NULL);
+        }
     }
     free(chain);
-    free(ids);
+    free(f.ids);
+    free(f.have);
     free(idp);
     return rc;
 }
