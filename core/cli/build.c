@@ -13,6 +13,9 @@
 
 #define CMD "build"
 
+/* Long-only options. */
+enum { OPT_EXPORT_CACHE = 256, OPT_IMPORT_CACHE, OPT_EXPLAIN_MISSES };
+
 struct build_args {
     const char *file;
     struct kiln_cli_output out;
@@ -31,6 +34,10 @@ struct build_args {
     size_t n_secret_envs;
     const char **ssh; /* "ID=SOCKET", NULL-terminated */
     size_t n_ssh;
+    const char **export_cache; /* BuildKit cache specs, NULL-terminated */
+    size_t n_export_cache;
+    const char **import_cache;
+    size_t n_import_cache;
 };
 
 /*
@@ -102,6 +109,31 @@ static void build_usage(FILE *out)
         "is\n"
         "                         STORE the OCI image layout DIR "
         "(repeatable)\n"
+        "      --export-cache type=local,dest=DIR | "
+        "type=registry,ref=HOST/REPO[:TAG]\n"
+        "                         Export the build cache (repeatable), "
+        "as\n"
+        "                         BuildKit does: mode=min|max (default "
+        "min),\n"
+        "                         compression=gzip|zstd|uncompressed,\n"
+        "                         compression-level=N, ignore-error=true,\n"
+        "                         oci-mediatypes, image-manifest, "
+        "max-records=N,\n"
+        "                         max-age=7d. Layers upload while the "
+        "build\n"
+        "                         runs; records are added to what is there\n"
+        "      --import-cache type=local,src=DIR | "
+        "type=registry,ref=HOST/REPO[:TAG]\n"
+        "                         Reuse an exported build cache "
+        "(repeatable);\n"
+        "                         layers are fetched only for what the "
+        "build\n"
+        "                         needs\n"
+        "      --explain-misses   For each vertex that runs although a cache "
+        "was\n"
+        "                         imported, say which record was nearest and "
+        "what\n"
+        "                         differed (raises --log-level to info)\n"
         "  -h, --help             Show this help and exit\n"
         "\n"
         "Progress goes to standard error and ends with a summary line. Ctrl-C\n"
@@ -301,6 +333,16 @@ static int parse_option(struct build_args *a, int c, char **argv)
     case 'd':
         a->log_level = KILN_LOG_DEBUG;
         return -1;
+    case OPT_EXPORT_CACHE:
+        return push(&a->export_cache, &a->n_export_cache, optarg);
+    case OPT_IMPORT_CACHE:
+        return push(&a->import_cache, &a->n_import_cache, optarg);
+    case OPT_EXPLAIN_MISSES:
+        /* The explanations are INFO messages of the importer. */
+        if (a->log_level < KILN_LOG_INFO) {
+            a->log_level = KILN_LOG_INFO;
+        }
+        return -1;
     case 'h':
         build_usage(stdout);
         return 0;
@@ -324,6 +366,9 @@ static int parse_args(int argc, char **argv, struct build_args *a)
         {"secret", required_argument, NULL, 'S'},
         {"oci-layout", required_argument, NULL, 'O'},
         {"ssh", required_argument, NULL, 's'},
+        {"export-cache", required_argument, NULL, OPT_EXPORT_CACHE},
+        {"import-cache", required_argument, NULL, OPT_IMPORT_CACHE},
+        {"explain-misses", no_argument, NULL, OPT_EXPLAIN_MISSES},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -465,6 +510,8 @@ static int solve(kiln_engine_t *engine, const struct build_args *a,
     so.oci_layouts = a->layouts;
     so.secret_envs = a->secret_envs;
     so.ssh = a->ssh;
+    so.export_cache = a->export_cache;
+    so.import_cache = a->import_cache;
     rc = kiln_solve_start(engine, &so, &err, &s);
     if (rc < 0) {
         return kiln_cli_error(&err);
@@ -531,6 +578,8 @@ int kiln_cli_build(int argc, char **argv)
     kiln_cli_output_free(&a.out);
     free(a.locals);
     free(a.layouts);
+    free(a.export_cache);
+    free(a.import_cache);
     for (size_t i = 0; i < a.n_secrets; i++) {
         free((char *)a.secrets[i]);
     }

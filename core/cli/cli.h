@@ -67,6 +67,7 @@ int kiln_cli_build(int argc, char **argv);
 int kiln_cli_du(int argc, char **argv);
 int kiln_cli_prune(int argc, char **argv);
 int kiln_cli_logs(int argc, char **argv);
+int kiln_cli_cache(int argc, char **argv);
 int kiln_cli_plugins(int argc, char **argv);
 int kiln_cli_source(int argc, char **argv);
 int kiln_cli_image(int argc, char **argv);

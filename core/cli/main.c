@@ -15,6 +15,8 @@ static const struct kiln_cli_command commands[] = {
     {"du", "Show the disk usage of the build cache", kiln_cli_du},
     {"prune", "Remove build cache records", kiln_cli_prune},
     {"logs", "Print the stored output of a vertex", kiln_cli_logs},
+    {"cache", "List the records of an exported build cache (ls)",
+     kiln_cli_cache},
     {"plugins", "List the source plugins kiln loads", kiln_cli_plugins},
     {"source", "Translate source parameters (translate)", kiln_cli_source},
     {"image", "Resolve an image's digest and config (inspect)",

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "engine/engine.h"
 #include "solver/cachemap.h"
 #include "solver/run.h"
@@ -160,6 +161,9 @@ int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     rc = init_nodes(s, err);
+    if (rc == 0) {
+        rc = kiln__cache_new(o, &s->cache, err);
+    }
     if (rc < 0) {
         free(m);
         kiln_solve_free(s);
@@ -248,6 +252,7 @@ void kiln_solve_free(kiln_solve_t *s)
         }
     }
     free(s->nodes);
+    kiln__cache_free(s->cache);
     for (int p = 0; p < KILN__N_POOLS; p++) {
         free(s->ready[p].items);
     }

@@ -204,6 +204,14 @@ int kiln__oci_write_layer(const char *dir, const char *src,
                           char diff_id[KILN_DIGEST_STRLEN + 1],
                           kiln_error_t *err);
 
+/* As kiln__oci_write_layer(), at compression level `level` (gzip 1-9,
+ * zstd 1-22; 0: the compressor's default). */
+int kiln__oci_write_layer_level(const char *dir, const char *src,
+                                kiln_oci_comp_t comp, int level,
+                                kiln_oci_desc_t *out,
+                                char diff_id[KILN_DIGEST_STRLEN + 1],
+                                kiln_error_t *err);
+
 /* Writes the config / manifest / index JSON as blobs (see above). */
 int kiln__oci_write_config(const char *dir, const kiln_oci_config_t *c,
                            kiln_oci_desc_t *out, kiln_error_t *err);

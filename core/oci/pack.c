@@ -39,6 +39,7 @@ typedef struct pk {
     struct archive *tar, *zip; /* zip is NULL when uncompressed */
     int64_t blob_size;
     int io_errno; /* set by the callbacks when writing fails */
+    int level;    /* compression level; 0: default */
 } pk_t;
 
 /* Records an allocation failure in `err` and returns KILN_ENOMEM. */
@@ -226,6 +227,12 @@ static int open_zip(pk_t *p, kiln_oci_comp_t comp)
     if (r == ARCHIVE_OK && comp == KILN_OCI_COMP_GZIP) {
         /* No time in the gzip header: equal trees give equal blobs. */
         r = archive_write_set_filter_option(p->zip, "gzip", "timestamp", NULL);
+    }
+    if (r == ARCHIVE_OK && p->level > 0) {
+        char lv[16];
+        snprintf(lv, sizeof(lv), "%d", p->level);
+        r = archive_write_set_filter_option(p->zip, NULL, "compression-level",
+                                            lv);
     }
     if (r == ARCHIVE_OK) {
         r = archive_write_set_bytes_per_block(p->zip, 0);
@@ -431,11 +438,21 @@ int kiln__oci_write_layer(const char *dir, const char *src,
                           char diff_id[KILN_DIGEST_STRLEN + 1],
                           kiln_error_t *err)
 {
+    return kiln__oci_write_layer_level(dir, src, comp, 0, out, diff_id, err);
+}
+
+int kiln__oci_write_layer_level(const char *dir, const char *src,
+                                kiln_oci_comp_t comp, int level,
+                                kiln_oci_desc_t *out,
+                                char diff_id[KILN_DIGEST_STRLEN + 1],
+                                kiln_error_t *err)
+{
     pk_t p = {0};
     char bdir[4200], tmp[4300], final[4300];
     int rc;
 
     memset(out, 0, sizeof(*out));
+    p.level = level;
     p.src = src;
     p.err = err;
     p.tar_sha = kiln__oci_sha_new();

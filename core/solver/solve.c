@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "engine/engine.h"
 #include "solver/run.h"
 
@@ -263,6 +264,7 @@ static void plan_work(uv_work_t *w)
         s->work_status = rc;
         return;
     }
+    kiln__cache_import_plan(s);
     stack = malloc(s->def->n_vertices * sizeof(*stack));
     if (stack == NULL) {
         s->work_status = kiln__fail(err, KILN_ENOMEM, "out of memory");
@@ -289,6 +291,13 @@ static void plan_work(uv_work_t *w)
                 s->work_status = lr;
                 hit = false;
             }
+        }
+        if (!hit && !n->ignore_cache && !s->opts.no_cache &&
+            s->work_status == 0) {
+            /* Not in the store: an imported build cache may have it. */
+            int ir = kiln__cache_import_lookup(s, n, err);
+            s->work_status = ir < 0 ? ir : 0;
+            hit = ir == 1;
         }
         n->state = hit ? NODE_CACHED : NODE_WAITING;
         kiln__solve_note(s, n, KILN_LOG_DEBUG, "cache key %s: %s", n->keys[0],
@@ -339,6 +348,7 @@ static void plan_done(uv_work_t *w, int status)
             n->state = NODE_CACHED;
             s->stats.cached++;
             kiln__solve_emit(s, n, KILN_EVENT_VERTEX_CACHED, NULL);
+            kiln__cache_export_node(s, n);
             continue;
         }
         s->remaining++;
@@ -596,6 +606,7 @@ static void node_succeeded(kiln_solve_t *s, kiln__node_t *n,
         s->stats.run++;
         kiln__solve_emit(s, n, KILN_EVENT_VERTEX_COMPLETED, NULL);
     }
+    kiln__cache_export_node(s, n);
     for (size_t i = 0; i < n->n_users; i++) {
         kiln__node_t *u = n->users[i];
         if (--u->pending == 0 && u->state == NODE_WAITING &&
@@ -666,7 +677,12 @@ static void export_work(uv_work_t *w)
 {
     kiln_solve_t *s = w->data;
 
-    s->work_status = kiln__run_export(s, &s->work_error);
+    s->work_status = s->opts.output != KILN_OUTPUT_NONE
+                         ? kiln__run_export(s, &s->work_error)
+                         : 0;
+    if (s->work_status == 0) {
+        s->work_status = kiln__cache_export_finish(s, &s->work_error);
+    }
 }
 
 static void export_done(uv_work_t *w, int status)
@@ -690,7 +706,7 @@ static void solve_finish(kiln_solve_t *s)
     uv_work_t *w;
 
     if (s->failing || s->result == NULL ||
-        s->opts.output == KILN_OUTPUT_NONE) {
+        (s->opts.output == KILN_OUTPUT_NONE && !kiln__cache_exports(s))) {
         end_solve(s);
         return;
     }

@@ -113,6 +113,7 @@ struct kiln_solve {
     kiln_error_t work_error;
     kiln_solve_stats_t stats;
     int64_t started_ns;
+    struct kiln__cache *cache; /* cache exports and imports (core/cache) */
 
     pthread_mutex_t mu;  /* guards `ended` for kiln_solve_wait(), notes */
     kiln__note_t *notes, *notes_tail;

@@ -311,12 +311,27 @@ typedef struct kiln_solve_options {
      * socket is mounted into the command's root. A SOCKET that is not a
      * socket makes kiln_solve_start() fail with KILN_EINVAL. May be NULL. */
     const char *const *ssh;
+    /* Build cache exports (kiln build --export-cache), BuildKit's specs,
+     * NULL-terminated; may be NULL: "type=local,dest=DIR" or
+     * "type=registry,ref=HOST/REPO[:TAG]", with mode=min|max,
+     * compression=gzip|zstd|uncompressed, compression-level=N,
+     * ignore-error=true, oci-mediatypes, image-manifest, max-records=N,
+     * max-age=DURATION (see docs/cache-format.md). Layers are uploaded
+     * while the build runs; the solve ends once the cache is written, and
+     * an export failure fails it unless ignore-error=true (then it is a
+     * WARNING event). A malformed spec fails kiln_solve_start(). */
+    const char *const *export_cache;
+    /* Build caches to reuse (--import-cache): "type=local,src=DIR" or
+     * "type=registry,ref=...", NULL-terminated; may be NULL. Only their
+     * configs are read up front; layers are fetched for the records the
+     * build uses. One that cannot be read is a WARNING event. */
+    const char *const *import_cache;
 } kiln_solve_options_t;
 
 #define KILN_SOLVE_OPTIONS_INIT                                                \
     {                                                                          \
         sizeof(kiln_solve_options_t), NULL, KILN_OUTPUT_NONE, NULL, -1, 0,     \
-            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL                     \
+            NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL         \
     }
 
 /*
@@ -438,6 +453,35 @@ KILN_EXTERN int kiln_source_resolve(kiln_engine_t *engine,
                                     const kiln_solve_options_t *context,
                                     kiln_resolved_t **out, kiln_error_t *err);
 KILN_EXTERN void kiln_resolved_free(kiln_resolved_t *r);
+
+/*
+ * Exported build caches: what `kiln cache ls` shows.
+ */
+typedef struct kiln_cache_record {
+    const char *digest;      /* the record's digest, BuildKit's cache key */
+    const char *description; /* the vertex's name (kiln's exports), or NULL */
+    uint64_t size;           /* bytes of its newest result's layer blobs;
+                                0 without a result */
+    size_t n_layers;         /* layers of that result */
+    size_t n_results;        /* results it has (0: a link only) */
+    size_t n_inputs;         /* the op's inputs */
+    const char *created;     /* RFC 3339 time of its newest result, or NULL */
+} kiln_cache_record_t;
+
+/* Called once per record, in the config's order; non-zero stops. */
+typedef int (*kiln_cache_record_cb)(const kiln_cache_record_t *record,
+                                    void *userdata);
+
+/*
+ * Reads the exported build cache `spec` names, as --import-cache takes it
+ * ("type=local,src=DIR" or "type=registry,ref=HOST/REPO[:TAG]"; only its
+ * manifest and config are fetched), and calls cb for each record; the
+ * record is borrowed for the call. Errors: KILN_EINVAL (a bad spec),
+ * KILN_ENOENT (no such cache), KILN_EBADMSG (not a build cache, or a
+ * malformed one: the message names the field), KILN_EIO.
+ */
+KILN_EXTERN int kiln_cache_list(const char *spec, kiln_cache_record_cb cb,
+                                void *userdata, kiln_error_t *err);
 
 /*
  * Store management: what `kiln du`, `kiln prune` and `kiln logs` show.

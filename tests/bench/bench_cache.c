@@ -1,0 +1,345 @@
+/*
+ * Build cache export and import through a docker-registry on 127.0.0.1:
+ * a chain of 20 steps each writing 5 MB (KILN_BENCH_CACHE_MB per step
+ * scales it), built cold on fresh store roots
+ *
+ *   no export        the build alone
+ *   export max       the same with --export-cache type=registry,mode=max
+ *                    (layers compressed and pushed while the chain runs)
+ *   import           a fresh root importing that cache: nothing runs, the
+ *                    final result's chain of layers is fetched
+ *
+ * Steps are file ops copying a 5 MB file of a local:// source onto the
+ * chain (exec ops are not built into this kiln). Each cold build runs
+ * ROUNDS times, alternating, and the median is kept. Prints the export
+ * overhead as a ratio (target under 1.10), the import build time against
+ * the cold build, the time the export adds after the last step, and the
+ * bytes pushed and fetched, for gzip, zstd and uncompressed layers;
+ * asserts nothing. Run: meson test -C build --benchmark -v cache
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <kiln/kiln.h>
+#include <kiln/llb.h>
+
+#include "cache/manifest.h"
+#include "oci/registry.h"
+
+#define STEPS  20
+#define ROUNDS 3
+
+static char tmp[256];
+static int seq;
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench_cache: %s: %s\n", what, msg);
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Text-like bytes (words from a small vocabulary), which compress about
+ * as build outputs do. */
+static void make_file(const char *path, size_t size, unsigned seed)
+{
+    static const char *const words[] = {
+        "static", "int", "return", "kiln", "layer", "cache", "build", "0x1f",
+        "struct", "void", "const", "char", "size_t", "if", "for", "while",
+    };
+    FILE *f = fopen(path, "w");
+    size_t n = 0;
+
+    if (f == NULL) {
+        die(path, "cannot create");
+    }
+    while (n < size) {
+        seed = seed * 1103515245u + 12345u;
+        const char *w = words[(seed >> 16) % 16];
+        n += (size_t)fprintf(f, "%s%c", w, (seed >> 8) % 9 == 0 ? '\n' : ' ');
+        if ((seed >> 12) % 5 == 0) {
+            n += (size_t)fprintf(f, "%u ", seed % 100000);
+        }
+    }
+    fclose(f);
+}
+
+static kiln_definition_t *chain(void)
+{
+    kiln_llb_t *b = NULL;
+    kiln_llb_state_t *src, *st;
+    kiln_definition_t *def = NULL;
+    kiln_error_t err = {0};
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+
+    kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b);
+    src = kiln_llb_local(b, "src");
+    st = kiln_llb_scratch(b);
+    for (int i = 0; i < STEPS; i++) {
+        char from[32], name[32];
+        snprintf(from, sizeof(from), "/f%02d", i);
+        snprintf(name, sizeof(name), "step %d", i);
+        st = kiln_llb_custom_name(
+            kiln_llb_file(st, kiln_llb_copy(kiln_llb_actions(b), src, from,
+                                            from, 0)),
+            name);
+    }
+    if (kiln_llb_marshal(b, st, &bytes, &len, &err) < 0 ||
+        kiln_definition_load(bytes, len, &err, &def) < 0) {
+        die("definition", err.message);
+    }
+    kiln_free(bytes);
+    kiln_llb_free(b);
+    return def;
+}
+
+/* When the last vertex completed (monotonic seconds). */
+static void on_event(const kiln_event_t *ev, void *ud)
+{
+    if (ev->type == KILN_EVENT_VERTEX_COMPLETED) {
+        *(double *)ud = now();
+    }
+}
+
+static double last_done;
+
+/* One build on a fresh root; returns its wall time, *run its run count;
+ * last_done is when its last vertex completed. */
+static double build(kiln_definition_t *def, const char *src,
+                    const char *export_spec, const char *import_spec,
+                    unsigned *run)
+{
+    kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
+    kiln_solve_options_t so = KILN_SOLVE_OPTIONS_INIT;
+    char root[400], local[400];
+    const char *locals[] = {local, NULL};
+    const char *exports[] = {export_spec, NULL};
+    const char *imports[] = {import_spec, NULL};
+    kiln_solve_stats_t stats;
+    kiln_engine_t *e = NULL;
+    kiln_solve_t *s = NULL;
+    kiln_error_t err = {0};
+    double t0, t;
+
+    snprintf(root, sizeof(root), "%s/root-%d", tmp, seq++);
+    snprintf(local, sizeof(local), "src=%s", src);
+    eo.root = root;
+    if (kiln_engine_new(&eo, &err, &e) < 0) {
+        die("engine", err.message);
+    }
+    so.definition = def;
+    so.locals = locals;
+    so.export_cache = export_spec != NULL ? exports : NULL;
+    so.import_cache = import_spec != NULL ? imports : NULL;
+    so.on_event = on_event;
+    so.userdata = &last_done;
+    t0 = now();
+    if (kiln_solve_start(e, &so, &err, &s) < 0 ||
+        kiln_solve_wait(s, &err) < 0) {
+        die("build", err.message);
+    }
+    t = now() - t0;
+    last_done = t0 + t - last_done; /* now: the time after the last vertex */
+    kiln_solve_stats(s, &stats);
+    *run = stats.run;
+    kiln_solve_free(s);
+    kiln_engine_free(e);
+    return t;
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        die("socket", "no free port");
+    }
+    port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int port_open(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
+}
+
+static pid_t start_registry(char host[64])
+{
+    char cfg[400], text[1024];
+    int port = free_port();
+    pid_t pid;
+    FILE *f;
+
+    snprintf(host, 64, "127.0.0.1:%d", port);
+    snprintf(cfg, sizeof(cfg), "%s/registry.yml", tmp);
+    snprintf(text, sizeof(text),
+             "version: 0.1\nlog:\n  level: error\n  accesslog:\n"
+             "    disabled: true\nstorage:\n  filesystem:\n"
+             "    rootdirectory: %s/registry\nhttp:\n  addr: %s\n",
+             tmp, host);
+    f = fopen(cfg, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+        die(cfg, "cannot write");
+    }
+    pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl("/usr/bin/docker-registry", "docker-registry", "serve", cfg,
+              (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 400 && !port_open(port); i++) {
+        usleep(50000);
+    }
+    if (!port_open(port)) {
+        die("docker-registry", "did not start");
+    }
+    return pid;
+}
+
+/* Bytes of the layer blobs the cache at `ref` lists, and of its config. */
+static void cache_bytes(const char *ref, uint64_t *layers, uint64_t *config)
+{
+    kiln__oci_ref_t r = {0};
+    kiln__oci_reg_t *reg = NULL;
+    kiln__oci_manifest_t m = {0};
+    kiln__cache_manifest_t cm = {0};
+    kiln_error_t err = {0};
+
+    if (kiln__oci_ref_parse(ref, &r, &err) < 0 ||
+        kiln__oci_reg_new(NULL, &reg, &err) < 0 ||
+        kiln__oci_manifest_get(reg, &r, &m, &err) < 0 ||
+        kiln__cache_manifest_parse(m.body, m.len, &cm, &err) < 0) {
+        die(ref, err.message);
+    }
+    *layers = 0;
+    for (size_t i = 0; i < cm.n_layers; i++) {
+        *layers += (uint64_t)cm.layers[i].size;
+    }
+    *config = (uint64_t)cm.config_size;
+    kiln__cache_manifest_clear(&cm);
+    kiln__oci_manifest_clear(&m);
+    kiln__oci_reg_free(reg);
+    kiln__oci_ref_clear(&r);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static void run_compression(kiln_definition_t *def, const char *src,
+                            const char *host, const char *comp)
+{
+    double cold[ROUNDS], exp[ROUNDS], tail[ROUNDS], imp, ratio;
+    char ref[256], espec[400], ispec[400];
+    uint64_t layers = 0, config = 0;
+    unsigned run = 0;
+
+    for (int r = 0; r < ROUNDS; r++) {
+        snprintf(ref, sizeof(ref), "%s/bench/%s:r%d", host, comp, r);
+        snprintf(espec, sizeof(espec),
+                 "type=registry,ref=%s,mode=max,compression=%s", ref, comp);
+        cold[r] = build(def, src, NULL, NULL, &run);
+        if (run != STEPS + 1) {
+            die("cold build", "not everything ran");
+        }
+        exp[r] = build(def, src, espec, NULL, &run);
+        tail[r] = last_done;
+    }
+    snprintf(ispec, sizeof(ispec), "type=registry,ref=%s", ref);
+    imp = build(def, src, NULL, ispec, &run);
+    if (run != 0) {
+        die("import build", "something ran");
+    }
+    cache_bytes(ref, &layers, &config);
+    qsort(cold, ROUNDS, sizeof(*cold), cmp_double);
+    qsort(exp, ROUNDS, sizeof(*exp), cmp_double);
+    qsort(tail, ROUNDS, sizeof(*tail), cmp_double);
+    ratio = exp[ROUNDS / 2] / cold[ROUNDS / 2];
+    printf("%-12s cold %6.3f s  export max %6.3f s  overhead %.3f (%s 1.10)  "
+           "import %6.3f s (%.2f of cold)\n",
+           comp, cold[ROUNDS / 2], exp[ROUNDS / 2], ratio,
+           ratio < 1.10 ? "under" : "NOT under", imp, imp / cold[ROUNDS / 2]);
+    printf("      after the last step: %.3f s (uploads still queued, then "
+           "the config and the manifest)\n",
+           tail[ROUNDS / 2]);
+    printf("      pushed %.1f MB of layers + %llu bytes of config; import "
+           "fetched %.1f MB (the final chain: all %d layers)\n",
+           (double)layers / 1e6, (unsigned long long)config,
+           (double)layers / 1e6, STEPS);
+}
+
+int main(void)
+{
+    const char *mb_env = getenv("KILN_BENCH_CACHE_MB");
+    size_t mb = mb_env != NULL ? (size_t)atoi(mb_env) : 5;
+    char src[300], host[64], cmd[400];
+    kiln_definition_t *def;
+    pid_t reg;
+
+    if (access("/usr/bin/docker-registry", X_OK) != 0) {
+        printf("bench_cache: no /usr/bin/docker-registry, skipped\n");
+        return 0;
+    }
+    snprintf(tmp, sizeof(tmp), "/tmp/kiln-bench-cache-XXXXXX");
+    if (mkdtemp(tmp) == NULL) {
+        die("mkdtemp", "failed");
+    }
+    snprintf(src, sizeof(src), "%s/src", tmp);
+    mkdir(src, 0755);
+    for (int i = 0; i < STEPS; i++) {
+        char path[400];
+        snprintf(path, sizeof(path), "%s/f%02d", src, i);
+        make_file(path, (mb ? mb : 5) << 20, (unsigned)i * 7919u + 1);
+    }
+    reg = start_registry(host);
+    def = chain();
+    printf("%d steps of %zu MB each, registry %s, median of %d cold builds\n",
+           STEPS, mb ? mb : 5, host, ROUNDS);
+    run_compression(def, src, host, "gzip");
+    run_compression(def, src, host, "zstd");
+    run_compression(def, src, host, "uncompressed");
+    kiln_definition_free(def);
+    kill(reg, SIGTERM);
+    waitpid(reg, NULL, 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    return system(cmd) == 0 ? 0 : 1;
+}
