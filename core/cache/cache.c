@@ -28,6 +28,9 @@ int kiln__cache_new(const kiln_solve_options_t *o, kiln__cache_t **out,
         return 0;
     }
     c = calloc(1, sizeof(*c));
+    if (c != NULL) {
+        pthread_mutex_init(&c->mu, NULL);
+    }
     if (c == NULL || (c->exp = calloc(n_exp + 1, sizeof(*c->exp))) == NULL ||
         (c->imp = calloc(n_imp + 1, sizeof(*c->imp))) == NULL) {
         kiln__cache_free(c);
@@ -89,6 +92,8 @@ void kiln__cache_free(kiln__cache_t *c)
     }
     free(c->match);
     free(c->n_match);
+    free(c->bad);
+    pthread_mutex_destroy(&c->mu);
     free(c->exp);
     free(c->imp);
     free(c);

@@ -90,6 +90,14 @@ void kiln__cache_import_plan(kiln_solve_t *s);
 int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
                               kiln_error_t *err);
 
+/* Worker thread, when node n is about to run (its inputs built, its
+ * content deps checksummed, the store missed): the import lookup again,
+ * now also through BuildKit's content-key links and through inputs that
+ * came from the cache after the plan. 1: imported (as
+ * kiln__cache_import_lookup()); 0: n runs, and with INFO messages on, a
+ * "cache miss: ..." message says what was nearest. */
+int kiln__cache_import_run(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err);
+
 /* Loop thread: node n has its result (ran, or was found). Queues the
  * packing and upload of its layers for the exporters that want them. */
 void kiln__cache_export_node(kiln_solve_t *s, kiln__node_t *n);

@@ -61,6 +61,9 @@ struct kiln__cache {
     unsigned active;
     /* Plan thread: per node position, per output, the imported records
      * matching it ((source, record) pairs, flattened). */
+    pthread_mutex_t mu; /* guards bad */
+    size_t *bad;        /* (source, record) pairs whose result failed */
+    size_t n_bad;
     size_t n_nodes;
     size_t **match;   /* [pos][k]: record k of the flattened matches */
     size_t **n_match; /* [pos][o]: end of output o's matches in match[pos] */

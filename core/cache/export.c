@@ -102,7 +102,7 @@ static int fd_read(void *ud, void *buf, size_t cap, size_t *got,
     return 0;
 }
 
-/* Pushes the packed blob file of the staging layout, then removes it. */
+/* Pushes the packed blob file of the staging layout. */
 static int push_staged(const kiln__exporter_t *e, kiln__oci_reg_t *reg,
                        const char *staging, const char *digest,
                        kiln_error_t *err)
@@ -120,7 +120,6 @@ static int push_staged(const kiln__exporter_t *e, kiln__oci_reg_t *reg,
                                      e->spec.reg.repository, digest, fd_read,
                                      &f, 0, NULL, err);
     close(f.fd);
-    unlink(path);
     return rc;
 }
 
@@ -180,17 +179,27 @@ static int pack_layer(kiln_solve_t *s, kiln__exporter_t *e,
     kiln__oci_desc_clear(&desc);
     kiln__cache_blob_put(st, key, &b);
     if (e->spec.type == KILN__CACHE_REGISTRY) {
-        rc = kiln__oci_blob_head(reg, e->spec.reg.registry,
-                                 e->spec.reg.repository, b.digest, &has, NULL,
-                                 err);
-        if (rc == 0 && !has) {
-            rc = push_staged(e, reg, staging, b.digest, err);
-        } else {
-            char p[4200];
-            snprintf(p, sizeof(p), "%s/blobs/sha256/%s", staging,
-                     b.digest + 7);
-            unlink(p);
+        char staged[4200];
+
+        /* docker-registry answers 5xx to concurrent pushes of one blob
+         * (several builds sharing layers): those are tried again. */
+        for (int t = 0; t < 4; t++) {
+            if (t > 0) {
+                usleep(100000u * (unsigned)t);
+            }
+            rc = kiln__oci_blob_head(reg, e->spec.reg.registry,
+                                     e->spec.reg.repository, b.digest, &has,
+                                     NULL, err);
+            if (rc == 0 && !has) {
+                rc = push_staged(e, reg, staging, b.digest, err);
+            }
+            if (rc != KILN_EIO) {
+                break;
+            }
         }
+        snprintf(staged, sizeof(staged), "%s/blobs/sha256/%s", staging,
+                 b.digest + 7);
+        unlink(staged);
         if (rc < 0) {
             return kiln__fail_prefix(err, rc, "pushing %s to %s", b.digest,
                                      e->spec.ref);

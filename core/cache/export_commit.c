@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cache/cache_int.h"
+#include "solver/cachemap.h"
 
 #define COMMIT_TRIES 8
 
@@ -78,6 +79,32 @@ static int add_result(kiln_solve_t *s, const kiln__exporter_t *e,
     return rc;
 }
 
+/* BuildKit's content-key link: input i of record `rec` is also satisfied
+ * by the root record sha256("D@-1") of its content checksum D, so that a
+ * source whose other files changed still matches. */
+static int content_link(kiln__cc_t *cc, size_t rec, size_t i, const char *d,
+                        kiln_error_t *err)
+{
+    char dg[KILN_DIGEST_STRLEN + 1];
+    size_t root = cc->n_records;
+    int rc = kiln__cachemap_record_digest(d, -1, KILN_CM_CURRENT, dg);
+
+    if (rc < 0) {
+        return kiln__fail(err, rc, "out of memory");
+    }
+    for (size_t k = 0; k < cc->n_records; k++) {
+        if (cc->records[k].n_inputs == 0 &&
+            strcmp(cc->records[k].digest, dg) == 0) {
+            root = k;
+            break;
+        }
+    }
+    if (root == cc->n_records) {
+        rc = kiln__cc_add_record(cc, dg, 0, &root, err);
+    }
+    return rc < 0 ? rc : kiln__cc_add_link(cc, rec, i, root, "", err);
+}
+
 /* The build's records as a config. */
 static int build_config(kiln_solve_t *s, const kiln__exporter_t *e,
                         kiln__cc_t **out, kiln_error_t *err)
@@ -122,6 +149,13 @@ static int build_config(kiln_solve_t *s, const kiln__exporter_t *e,
                     cc, idx, i,
                     (size_t)rec[n->v->inputs[i]->pos][op->inputs[i]->index],
                     kiln__solve_selector(n, i), err);
+            }
+            for (size_t i = 0; rc == 0 && n->content != NULL &&
+                               i < op->n_inputs;
+                 i++) {
+                if (n->content[i][0] != '\0') {
+                    rc = content_link(cc, idx, i, n->content[i], err);
+                }
             }
             if (rc == 0) {
                 rc = kiln__cc_describe(cc, idx, n->name, err);

@@ -7,6 +7,10 @@
  * i's vertex through the same selector. Keys match across hosts because
  * they only depend on the definition and the sources' content pins.
  *
+ * When a vertex is about to run, the match is made again (content-key
+ * links, sha256("D@-1") of what the op reads of an input, match now, and
+ * inputs imported after the plan count), and a hit means it does not run.
+ *
  * When the store misses a vertex the plan needs, its matching records are
  * tried, newest result first: the result's layer chain is fetched, checked
  * against its digests and unpacked into store layers (a blob unpacked
@@ -62,6 +66,24 @@ static bool has_match(const kiln__cache_t *c, size_t pos, size_t o, size_t p)
     return false;
 }
 
+/* A content-key link: once n's inputs are built, input i of a content dep
+ * has the checksum D of what the op reads of it, and BuildKit links such
+ * inputs, without a selector, to the root record sha256("D@-1"). */
+static bool content_link(const kiln_solve_t *s, const kiln__node_t *n,
+                         size_t k, size_t i, const kiln__cc_link_t *x)
+{
+    const kiln__cc_record_t *to = &s->cache->imp[k].cc->records[x->link];
+    char want[KILN_DIGEST_STRLEN + 1];
+
+    if (n->content == NULL || n->content[i][0] == '\0' ||
+        x->selector[0] != '\0' || to->n_inputs != 0 ||
+        kiln__cachemap_record_digest(n->content[i], -1, KILN_CM_CURRENT,
+                                     want) < 0) {
+        return false;
+    }
+    return strcmp(to->digest, want) == 0;
+}
+
 static bool rec_matches(const kiln_solve_t *s, const kiln__node_t *n,
                         size_t k, const kiln__cc_record_t *r)
 {
@@ -78,8 +100,9 @@ static bool rec_matches(const kiln_solve_t *s, const kiln__node_t *n,
 
         for (size_t l = 0; l < r->inputs[i].n && !ok; l++) {
             const kiln__cc_link_t *x = &r->inputs[i].links[l];
-            ok = strcmp(x->selector, sel) == 0 &&
-                 has_match(c, in, out, PAIR(k, x->link));
+            ok = (strcmp(x->selector, sel) == 0 &&
+                  has_match(c, in, out, PAIR(k, x->link))) ||
+                 content_link(s, n, k, i, x);
         }
         if (!ok) {
             return false;
@@ -94,6 +117,10 @@ static int match_node(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
     size_t pos = n->v->pos, n_out = kiln__cache_n_out(n), len = 0, cap = 0;
     size_t *v = NULL;
 
+    /* Again at run time, with content keys: replace the plan's. */
+    free(c->match[pos]);
+    free(c->n_match[pos]);
+    c->match[pos] = NULL;
     c->n_match[pos] = calloc(n_out, sizeof(size_t));
     if (c->n_match[pos] == NULL) {
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
@@ -483,6 +510,33 @@ static const char *newest(const kiln__cc_record_t *r, int64_t *top)
     return t;
 }
 
+/* Records whose result could not be fetched: not tried again (the run
+ * time lookup would otherwise warn about them twice). */
+static bool is_bad(kiln__cache_t *c, size_t p)
+{
+    bool bad = false;
+
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n_bad && !bad; i++) {
+        bad = c->bad[i] == p;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return bad;
+}
+
+static void mark_bad(kiln__cache_t *c, size_t p)
+{
+    size_t *v;
+
+    pthread_mutex_lock(&c->mu);
+    v = realloc(c->bad, (c->n_bad + 1) * sizeof(*v));
+    if (v != NULL) {
+        c->bad = v;
+        c->bad[c->n_bad++] = p;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Output o from its matching records, newest result first. */
 static int import_output(kiln_solve_t *s, kiln__node_t *n, size_t o,
                          char snap[KILN__STORE_ID_MAX])
@@ -506,6 +560,7 @@ static int import_output(kiln_solve_t *s, kiln__node_t *n, size_t o,
             const char *t = newest(r, &top);
 
             if (!tried[i - b] && t != NULL &&
+                !is_bad(c, c->match[n->v->pos][i]) &&
                 (best_t == NULL || strcmp(t, best_t) > 0)) {
                 best_t = t;
                 best_top = top;
@@ -524,6 +579,7 @@ static int import_output(kiln_solve_t *s, kiln__node_t *n, size_t o,
                 free(tried);
                 return 1;
             }
+            mark_bad(c, c->match[n->v->pos][best]);
             kiln__solve_note(s, n, KILN_LOG_WARN,
                              "cache record from %s is unusable, building "
                              "instead: %s",
@@ -675,8 +731,9 @@ static void explain_miss(kiln_solve_t *s, kiln__node_t *n)
     kiln__solve_note(s, n, KILN_LOG_INFO, "cache miss: %s", msg);
 }
 
-int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
-                              kiln_error_t *err)
+/* The lookup of the plan (explain false) or of the run. */
+static int lookup(kiln_solve_t *s, kiln__node_t *n, bool explain,
+                  kiln_error_t *err)
 {
     kiln__cache_t *c = s->cache;
     size_t n_out = kiln__cache_n_out(n), got = 0;
@@ -686,8 +743,10 @@ int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
     if (c == NULL || c->match == NULL || c->n_match[n->v->pos] == NULL) {
         return 0;
     }
-    if (c->n_match[n->v->pos][n_out - 1] == 0) {
-        explain_miss(s, n);
+    if (c->n_match[n->v->pos][n_out - 1] == 0 || n->v->kind == KILN_OP_SOURCE) {
+        if (explain) {
+            explain_miss(s, n);
+        }
         return 0;
     }
     snaps = calloc(n_out, sizeof(*snaps));
@@ -719,10 +778,32 @@ int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
             kiln__store_release(s->engine->store, KILN__STORE_SNAPSHOT,
                                 snaps[o], NULL);
         }
-        if (rc == 0) {
+        if (rc == 0 && explain) {
             explain_miss(s, n);
         }
     }
     free(snaps);
     return rc < 0 ? rc : got == n_out;
+}
+
+int kiln__cache_import_lookup(kiln_solve_t *s, kiln__node_t *n,
+                              kiln_error_t *err)
+{
+    return lookup(s, n, false, err);
+}
+
+int kiln__cache_import_run(kiln_solve_t *s, kiln__node_t *n, kiln_error_t *err)
+{
+    kiln__cache_t *c = s->cache;
+    int rc;
+
+    if (c == NULL || c->match == NULL || n->ignore_cache || s->opts.no_cache) {
+        return 0;
+    }
+    /* The inputs are built now: some may have come from the cache after
+     * the plan (through content keys), and n's content deps have their
+     * checksums. Only this run writes n's matches, and n's users read them
+     * after it ends. */
+    rc = match_node(s, n, err);
+    return rc < 0 ? rc : lookup(s, n, true, err);
 }

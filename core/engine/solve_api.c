@@ -245,6 +245,7 @@ void kiln_solve_free(kiln_solve_t *s)
             free(n->snapshots);
             kiln__cachemap_free(n->cm);
             free(n->pin);
+            free(n->content);
             kiln__buf_free(&n->output);
             free(n->keys);
             free(n->users);

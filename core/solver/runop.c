@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/cache.h"
 #include "engine/engine.h"
 #include "exec/exec.h"
 #include "export/export.h"
@@ -491,6 +492,10 @@ static int content_lookup(struct run *r, char (*slow)[KILN_DIGEST_STRLEN + 1],
     if (rc == 0 && *have) {
         rc = kiln__solve_slow_keys(r->s, n, content, slow, err);
     }
+    if (rc == 0 && *have && n->content == NULL) {
+        n->content = sums; /* kept for the build cache (core/cache) */
+        sums = NULL;
+    }
     if (rc < 0 || !*have || n->ignore_cache || r->s->opts.no_cache) {
         goto out;
     }
@@ -742,6 +747,10 @@ int kiln__run_node(kiln_solve_t *s, kiln__node_t *n, bool *cached,
     *cached = false;
     if (rc == 0) {
         rc = content_lookup(&r, slow, &have_slow, err);
+        if (rc == 0) {
+            /* Not in the store: an imported build cache may have it. */
+            rc = kiln__cache_import_run(s, n, err);
+        }
         if (rc == 1) {
             *cached = true;
             rc = 0;

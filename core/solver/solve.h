@@ -79,6 +79,9 @@ struct kiln__node {
     _Atomic uint64_t total_bytes; /* expected, 0 if unknown */
     atomic_bool resolving;       /* a source being pinned, during the plan */
     char *pin;                   /* sources: what the plugin pinned */
+    /* Per op input, the content checksum a content dep got when the node
+     * ran ("" for other inputs); NULL if none: for cache export/import. */
+    char (*content)[KILN_DIGEST_STRLEN + 1];
     kiln__buf_t output;          /* what the op said while it ran: kept
                                     with its records (kiln logs) */
     uint64_t sent_bytes;         /* done_bytes last reported (loop) */

@@ -253,6 +253,54 @@ static void test_registry_mount(void **state)
     kiln_definition_free(def);
 }
 
+/*
+ * Content keys: the source's other files changed, so its pin (and every
+ * key above it) did, but what s1 copies of it did not: s1 matches its
+ * record through the content-key link once the source is built, s2 and
+ * final through s1. Only the source runs.
+ */
+static void content_keys(const char *export_spec, const char *import_spec)
+{
+    kiln_definition_t *def = graph("C\n");
+    const char *one = fresh("src"), *two = fresh("src");
+    const char *out1 = fresh("out"), *out2 = fresh("out");
+    char path[500];
+    outcome_t o;
+
+    assert_int_equal(mkdir(one, 0755), 0);
+    assert_int_equal(mkdir(two, 0755), 0);
+    snprintf(path, sizeof(path), "%s/a.txt", one);
+    write_file(path, "A\n");
+    snprintf(path, sizeof(path), "%s/other.txt", one);
+    write_file(path, "1\n");
+    snprintf(path, sizeof(path), "%s/a.txt", two);
+    write_file(path, "A\n");
+    snprintf(path, sizeof(path), "%s/other.txt", two);
+    write_file(path, "2\n");
+    ASSERT_BUILT(build(fresh("root"), def, one, out1, export_spec, NULL, NULL));
+    o = build(fresh("root"), def, two, out2, NULL, import_spec, NULL);
+    ASSERT_BUILT(o);
+    assert_int_equal(o.stats.run, 1);
+    assert_string_equal(o.ran, "local://src;");
+    assert_int_equal(o.n_warnings, 0);
+    assert_same_tree(out1, out2);
+    kiln_definition_free(def);
+}
+
+static void test_content_keys(void **state)
+{
+    const char *dir = fresh("cache");
+
+    (void)state;
+    content_keys(spec("type=local,dest=%s,mode=max", dir),
+                 spec("type=local,src=%s", dir));
+    if (have_registry) {
+        content_keys(spec("type=registry,ref=%s/cache/content:max,mode=max",
+                          reg.host),
+                     spec("type=registry,ref=%s/cache/content:max", reg.host));
+    }
+}
+
 /* The other forms and compressions read back too. */
 static void test_forms(void **state)
 {
@@ -597,6 +645,7 @@ int main(void)
         cmocka_unit_test(test_local_max),
         cmocka_unit_test(test_registry_max),
         cmocka_unit_test(test_registry_mount),
+        cmocka_unit_test(test_content_keys),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_local_min),
         cmocka_unit_test(test_registry_min),
