@@ -663,6 +663,30 @@ static void test_submodules(void **state)
     kiln_definition_free(def);
 }
 
+/* A local repository named in git.fullurl: the file protocol, allowed for
+ * it alone. */
+static void test_local_remote(void **state)
+{
+    struct fixture *f = *state;
+    kiln_definition_t *def;
+    kiln_llb_state_t *st;
+    kiln_llb_t *b;
+    struct result r;
+    char id[256], url[256];
+
+    snprintf(id, sizeof(id), "git://file://%s/main.git#v1", srv.srv);
+    snprintf(url, sizeof(url), "file://%s/main.git", srv.srv);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
+        st = kiln_llb_source(b, id);
+        st = kiln_llb_source_attr(st, "git.fullurl", i == 0 ? url : url + 7);
+        def = marshal(b, st);
+        build_ok(f, def, &r);
+        expect_text(f, "README", "one");
+        kiln_definition_free(def);
+    }
+}
+
 /* ---- HTTP ---- */
 
 static void test_http_token(void **state)
@@ -941,6 +965,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepgitdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submodules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_remote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_unadvertised, setup,
                                         teardown),
