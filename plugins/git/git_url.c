@@ -296,8 +296,8 @@ char *git_url_redact(const char *remote)
     size_t s, e;
     char *out;
 
-    if (!userinfo_span(remote, &s, &e)) {
-        return strdup(remote);
+    if (!userinfo_span(remote, &s, &e) || e == s) {
+        return strdup(remote); /* "ssh://@host": nothing to hide */
     }
     out = malloc(strlen(remote) + 8);
     if (out != NULL) {
