@@ -236,6 +236,9 @@ static void on_event(const kiln_event_t *ev, void *ud)
     }
 }
 
+/* When positive, run() cancels the build after this many ms. */
+static int cancel_after_ms;
+
 static void run(struct fixture *f, kiln_definition_t *def,
                 const char *const *secrets, struct result *r)
 {
@@ -260,6 +263,10 @@ static void run(struct fixture *f, kiln_definition_t *def,
     so.secrets = secrets;
     if (kiln_solve_start(e, &so, &r->err, &s) < 0) {
         fail_msg("solve: %s", r->err.message);
+    }
+    if (cancel_after_ms > 0) {
+        usleep((useconds_t)cancel_after_ms * 1000);
+        kiln_solve_cancel(s);
     }
     r->rc = kiln_solve_wait(s, &r->err);
     kiln_solve_stats(s, &r->stats);
@@ -882,6 +889,44 @@ static void test_timeout(void **state)
     }
 }
 
+/* A cancel kills git at once (the timeout here is a minute). */
+static void test_cancel(void **state)
+{
+    struct fixture *f = *state;
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    kiln_definition_t *def;
+    struct result r;
+    pthread_t th;
+    char remote[128];
+    time_t t0;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    silent_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(silent_fd >= 0);
+    assert_int_equal(bind(silent_fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(silent_fd, 16), 0);
+    assert_int_equal(getsockname(silent_fd, (struct sockaddr *)&a, &len), 0);
+    atomic_store(&silent_stop, false);
+    assert_int_equal(pthread_create(&th, NULL, silent_main, NULL), 0);
+
+    snprintf(remote, sizeof(remote), "remote=git://127.0.0.1:%d/r.git",
+             ntohs(a.sin_port));
+    def = git_def(remote, "ref=main", NULL);
+    t0 = time(NULL);
+    cancel_after_ms = 1000;
+    run(f, def, NULL, &r);
+    cancel_after_ms = 0;
+    atomic_store(&silent_stop, true);
+    pthread_join(th, NULL);
+    close(silent_fd);
+    kiln_definition_free(def);
+    assert_int_equal(r.rc, KILN_ECANCELED);
+    if (time(NULL) - t0 > 10) {
+        fail_msg("the cancel took %lld s", (long long)(time(NULL) - t0));
+    }
+}
+
 /* A broken cache repository is detected, discarded and fetched again. */
 static void test_corrupt_cache(void **state)
 {
@@ -955,6 +1000,54 @@ static void test_concurrent(void **state)
     kiln_definition_free(def);
 }
 
+/* Two builds at once on one store, of one remote: one fetch. */
+struct concurrent_build {
+    struct fixture f;
+    kiln_definition_t *def;
+    struct result r;
+};
+
+static void *build_main(void *arg)
+{
+    struct concurrent_build *c = arg;
+
+    run(&c->f, c->def, NULL, &c->r);
+    return NULL;
+}
+
+static void test_two_builds(void **state)
+{
+    struct fixture *f = *state;
+    struct concurrent_build c[2];
+    pthread_t th[2];
+    char remote[128], ref[96];
+    int before;
+
+    remote_of(remote, sizeof(remote), "main.git");
+    snprintf(ref, sizeof(ref), "ref=%s", first);
+    for (int i = 0; i < 2; i++) {
+        memset(&c[i], 0, sizeof(c[i]));
+        strcpy(c[i].f.root, f->root);
+        snprintf(c[i].f.out, sizeof(c[i].f.out), "%s/%d", f->out, i);
+        c[i].def = git_def(remote, ref, i == 0 ? "subdir=docs" : "subdir=src",
+                           NULL);
+    }
+    before = gitf_daemon_requests(&srv, "main.git");
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_create(&th[i], NULL, build_main, &c[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        if (c[i].r.rc != 0) {
+            fail_msg("build %d: %s", i, c[i].r.err.message);
+        }
+        kiln_definition_free(c[i].def);
+    }
+    expect_text(&c[0].f, "guide.txt", "guide");
+    expect_text(&c[1].f, "a.c", "int a;");
+    assert_int_equal(gitf_daemon_requests(&srv, "main.git"), before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +1068,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_two_builds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, start_servers, stop_servers);
