@@ -28,7 +28,9 @@
 
 #define SHA_MAX 65
 
-static const kiln_host_t *host;
+/* Set by every init(): engines made at once on two threads load the
+ * module once and call init() each, with the same table. */
+static const kiln_host_t *_Atomic host;
 
 static int git_init(const kiln_host_t *h, void **state)
 {

@@ -1,18 +1,29 @@
 /*
- * The git CLI, run with uv_spawn on a loop of the calling thread (resolve
- * and fetch run on threads of their own and may block), in an environment
+ * The git CLI, run with posix_spawn from the calling thread (resolve and
+ * fetch run on threads of their own and may block), in an environment
  * made from nothing: no user or system configuration, a private HOME, no
  * terminal prompts, English messages, and the configuration a run needs
  * (the auth header, protocol.file.allow) passed through GIT_CONFIG_KEY_n
- * variables, so that secrets never appear on a command line.
+ * variables, so that secrets never appear on a command line. The child
+ * leads a process group of its own, killed whole on cancel or timeout.
+ *
+ * Not uv_spawn: libuv closes descriptors with raw syscalls, so its loops,
+ * made and closed on the many fetch threads, hand descriptor numbers
+ * between threads unseen by ThreadSanitizer (a race report on every run).
+ * poll() and waitpid() on this thread do the same work.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <uv.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "git.h"
 
@@ -25,50 +36,17 @@
     "SSH_AUTH_SOCK", "TMPDIR"
 
 struct run {
-    uv_loop_t loop;
-    uv_process_t proc;
-    uv_pipe_t out, err;
-    uv_timer_t timer;
-    const kiln_host_t *host;
-    kiln_job_t *job;
     git_out_t *o;
     size_t cap, err_len;
-    uint64_t deadline, exited_at;
-    int open; /* handles not yet closed */
-    bool exited, out_done, err_done, oom;
-    int killed; /* 0, or -ECANCELED, or -ETIMEDOUT */
+    bool oom;
 };
 
-static void on_close(uv_handle_t *h)
+static uint64_t now_ms(void)
 {
-    struct run *r = h->data;
+    struct timespec ts;
 
-    r->open--;
-}
-
-static void close_handle(struct run *r, uv_handle_t *h)
-{
-    if (!uv_is_closing(h)) {
-        uv_close(h, on_close);
-    }
-    (void)r;
-}
-
-static void maybe_finish(struct run *r)
-{
-    if (r->exited && r->out_done && r->err_done) {
-        close_handle(r, (uv_handle_t *)&r->timer);
-        close_handle(r, (uv_handle_t *)&r->proc);
-    }
-}
-
-static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-    static __thread char chunk[65536];
-
-    (void)h;
-    (void)hint;
-    *buf = uv_buf_init(chunk, sizeof(chunk));
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void keep_out(struct run *r, const char *p, size_t n)
@@ -110,69 +88,6 @@ static void keep_err(struct run *r, const char *p, size_t n)
     memcpy(r->o->err + r->err_len, p, n);
     r->err_len += n;
     r->o->err[r->err_len] = '\0';
-}
-
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
-{
-    struct run *r = s->data;
-    bool is_out = s == (uv_stream_t *)&r->out;
-
-    if (n > 0) {
-        if (is_out) {
-            keep_out(r, buf->base, (size_t)n);
-        } else {
-            keep_err(r, buf->base, (size_t)n);
-        }
-        return;
-    }
-    if (n < 0) {
-        close_handle(r, (uv_handle_t *)s);
-        if (is_out) {
-            r->out_done = true;
-        } else {
-            r->err_done = true;
-        }
-        maybe_finish(r);
-    }
-}
-
-static void on_child_exit(uv_process_t *p, int64_t status, int sig)
-{
-    struct run *r = p->data;
-
-    r->exited = true;
-    r->exited_at = uv_now(&r->loop);
-    r->o->status = sig != 0 ? -1 : (int)status;
-    maybe_finish(r);
-}
-
-static void kill_group(struct run *r, int why)
-{
-    if (r->killed == 0 && !r->exited) {
-        r->killed = why;
-        /* Detached: the child leads its own process group, so helpers it
-         * started (git-remote-http, ssh, upload-pack) go with it. */
-        kill(-r->proc.pid, SIGKILL);
-    }
-}
-
-static void on_tick(uv_timer_t *t)
-{
-    struct run *r = t->data;
-    uint64_t now = uv_now(&r->loop);
-
-    if (r->host->cancelled(r->job)) {
-        kill_group(r, -ECANCELED);
-    } else if (now >= r->deadline) {
-        kill_group(r, -ETIMEDOUT);
-    }
-    if (r->exited && now - r->exited_at > LINGER_MS) {
-        /* Something the child left behind holds the pipes: stop reading. */
-        r->out_done = r->err_done = true;
-        close_handle(r, (uv_handle_t *)&r->out);
-        close_handle(r, (uv_handle_t *)&r->err);
-        maybe_finish(r);
-    }
 }
 
 static uint64_t timeout_ms(void)
@@ -287,52 +202,120 @@ static void hide(char *s, const char *secret)
     }
 }
 
-static int spawn(struct run *r, const git_env_t *ge, const char *cwd,
-                 const char *const *argv, char **env)
+/* Starts git: its stdout and stderr into fds[0] and fds[1]. */
+static int spawn(const char *cwd, const char *const *argv, char **env,
+                 pid_t *pid, int fds[2])
 {
-    uv_stdio_container_t stdio[3];
-    uv_process_options_t po = {0};
-    int rc;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    int out[2] = {-1, -1}, err[2] = {-1, -1}, rc;
+    sigset_t none, def;
 
-    uv_pipe_init(&r->loop, &r->out, 0);
-    uv_pipe_init(&r->loop, &r->err, 0);
-    r->out.data = r->err.data = r->proc.data = r->timer.data = r;
-    r->open = 3;
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[1].data.stream = (uv_stream_t *)&r->out;
-    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-    stdio[2].data.stream = (uv_stream_t *)&r->err;
-    po.file = "git";
-    po.args = (char **)argv;
-    po.env = env;
-    po.cwd = cwd;
-    po.flags = UV_PROCESS_DETACHED;
-    po.stdio_count = 3;
-    po.stdio = stdio;
-    po.exit_cb = on_child_exit;
-    (void)ge;
-    rc = uv_spawn(&r->loop, &r->proc, &po);
-    if (rc < 0) {
-        uv_close((uv_handle_t *)&r->out, on_close);
-        uv_close((uv_handle_t *)&r->err, on_close);
-        uv_close((uv_handle_t *)&r->proc, on_close);
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+        rc = -errno;
+        for (int i = 0; i < 2; i++) {
+            if (out[i] >= 0) {
+                close(out[i]);
+            }
+        }
         return rc;
     }
-    r->open++;
-    uv_timer_init(&r->loop, &r->timer);
-    uv_timer_start(&r->timer, on_tick, POLL_MS, POLL_MS);
-    uv_read_start((uv_stream_t *)&r->out, on_alloc, on_read);
-    uv_read_start((uv_stream_t *)&r->err, on_alloc, on_read);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    if (cwd != NULL) {
+        posix_spawn_file_actions_addchdir_np(&fa, cwd);
+    }
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigfillset(&def);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+                                      POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    rc = -posix_spawnp(pid, "git", &fa, &at, (char *const *)argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(out[1]);
+    close(err[1]);
+    if (rc < 0) {
+        close(out[0]);
+        close(err[0]);
+        return rc;
+    }
+    fds[0] = out[0];
+    fds[1] = err[0];
     return 0;
+}
+
+/* Reads fds until both end, the job is canceled or the deadline passes
+ * (the group killed: *killed), then reaps the child. */
+static void wait_child(struct run *r, const kiln_host_t *host,
+                       kiln_job_t *job, pid_t pid, int fds[2], int *killed)
+{
+    uint64_t deadline = now_ms() + timeout_ms(), exited_at = 0;
+    bool open[2] = {true, true}, exited = false;
+    int status = 0;
+
+    while (open[0] || open[1]) {
+        struct pollfd p[2] = {{.fd = open[0] ? fds[0] : -1, .events = POLLIN},
+                              {.fd = open[1] ? fds[1] : -1, .events = POLLIN}};
+        char buf[65536];
+
+        if (poll(p, 2, POLL_MS) < 0 && errno != EINTR) {
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (open[i] && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+                ssize_t n = read(fds[i], buf, sizeof(buf));
+                if (n > 0 && i == 0) {
+                    keep_out(r, buf, (size_t)n);
+                } else if (n > 0) {
+                    keep_err(r, buf, (size_t)n);
+                } else if (n == 0 || errno != EINTR) {
+                    open[i] = false;
+                }
+            }
+        }
+        if (*killed == 0 && !exited) {
+            if (host->cancelled(job)) {
+                *killed = -ECANCELED;
+            } else if (now_ms() >= deadline) {
+                *killed = -ETIMEDOUT;
+            }
+            if (*killed != 0) {
+                /* The group: helpers git started (git-remote-http, ssh,
+                 * upload-pack) go with it. */
+                kill(-pid, SIGKILL);
+            }
+        }
+        if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+            exited = true;
+            exited_at = now_ms();
+        }
+        if (exited && now_ms() - exited_at > LINGER_MS) {
+            break; /* something the child left behind holds the pipes */
+        }
+    }
+    if (!exited) {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    close(fds[0]);
+    close(fds[1]);
+    r->o->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 int git_run(const kiln_host_t *host, kiln_job_t *job, const git_env_t *ge,
             const char *cwd, const char *const *argv, git_out_t *o)
 {
-    struct run r = {.host = host, .job = job, .o = o};
+    struct run r = {.o = o};
     char *env[MAX_ENV];
-    int rc;
+    int fds[2], killed = 0, rc;
+    pid_t pid;
 
     memset(o, 0, sizeof(*o));
     o->status = -1;
@@ -340,25 +323,17 @@ int git_run(const kiln_host_t *host, kiln_job_t *job, const git_env_t *ge,
         free_env(env);
         return host->fail(job, -ENOMEM, "git: out of memory");
     }
-    if ((rc = uv_loop_init(&r.loop)) < 0) {
-        free_env(env);
-        return host->fail(job, rc, "git: %s", uv_strerror(rc));
-    }
-    r.deadline = uv_now(&r.loop) + timeout_ms();
-    rc = spawn(&r, ge, cwd, argv, env);
-    while (r.open > 0) {
-        uv_run(&r.loop, UV_RUN_ONCE);
-    }
-    uv_loop_close(&r.loop);
+    rc = spawn(cwd, argv, env, &pid, fds);
     free_env(env);
-    hide(o->err, ge->secret);
     if (rc < 0) {
-        return host->fail(job, rc, "cannot run git: %s", uv_strerror(rc));
+        return host->fail(job, rc, "cannot run git: %s", strerror(-rc));
     }
-    if (r.killed == -ECANCELED) {
+    wait_child(&r, host, job, pid, fds, &killed);
+    hide(o->err, ge->secret);
+    if (killed == -ECANCELED) {
         return host->fail(job, -ECANCELED, "git %s: canceled", argv[1]);
     }
-    if (r.killed == -ETIMEDOUT) {
+    if (killed == -ETIMEDOUT) {
         return host->fail(job, -ETIMEDOUT,
                           "git %s: timed out after %llu s (KILN_GIT_TIMEOUT)",
                           argv[1], (unsigned long long)timeout_ms() / 1000);
