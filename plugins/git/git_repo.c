@@ -163,7 +163,7 @@ int git_ctx_open(git_ctx_t *c, const kiln_host_t *host, kiln_job_t *job,
                  const char *remote, const kiln_attrs_t *attrs)
 {
     const char *cache = host->cache_dir(job);
-    char *repos = NULL;
+    char *repos = NULL, templates[4200];
     int rc;
 
     memset(c, 0, sizeof(*c));
@@ -185,7 +185,9 @@ int git_ctx_open(git_ctx_t *c, const kiln_host_t *host, kiln_job_t *job,
         asprintf(&repos, "%s/repos", cache) < 0) {
         return ctx_oom(c);
     }
+    snprintf(templates, sizeof(templates), "%s/templates", c->home);
     if ((mkdir(c->home, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(templates, 0700) < 0 && errno != EEXIST) ||
         (mkdir(repos, 0755) < 0 && errno != EEXIST)) {
         rc = -errno;
         free(repos);

@@ -137,6 +137,7 @@ static bool put_config(char **env, size_t *n, int *count, const char *key,
 static bool make_env(const git_env_t *ge, char **env)
 {
     static const char *const pass[] = {ENV_PASSTHRU};
+    char templates[4200];
     size_t n = 0;
     int count = 0;
     char num[16];
@@ -151,9 +152,11 @@ static bool make_env(const git_env_t *ge, char **env)
     }
     ok = ok && (getenv("PATH") != NULL ||
                 put_env(env, &n, "PATH", "/usr/bin:/bin"));
+    /* An empty template directory: new repositories get no hooks. */
+    snprintf(templates, sizeof(templates), "%s/templates", ge->home);
     ok = ok && put_env(env, &n, "HOME", ge->home) &&
          put_env(env, &n, "XDG_CONFIG_HOME", ge->home) &&
-         put_env(env, &n, "GIT_TEMPLATE_DIR", ge->home) &&
+         put_env(env, &n, "GIT_TEMPLATE_DIR", templates) &&
          put_env(env, &n, "LC_ALL", "C") &&
          put_env(env, &n, "GIT_TERMINAL_PROMPT", "0") &&
          put_env(env, &n, "GIT_CONFIG_NOSYSTEM", "1") &&

@@ -632,6 +632,7 @@ static void test_keepgitdir(void **state)
     snprintf(cmd, sizeof(cmd), "git -C '%s' remote get-url origin", f->out);
     gitf_capture(out, sizeof(out), cmd);
     assert_string_equal(out, remote + strlen("remote="));
+    expect_absent(f, ".git/hooks"); /* no templates of anyone's */
     snprintf(cmd, sizeof(cmd), "git -C '%s' status --porcelain | wc -l",
              f->out);
     gitf_capture(out, sizeof(out), cmd);
