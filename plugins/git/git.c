@@ -52,9 +52,10 @@ static const char *const known_params =
 static bool known_param(const char *k)
 {
     static const char *const keys[] = {
-        "remote",         "fragment",      "ref",          "subdir",
-        "keepgitdir",     "authtokensecret", "authheadersecret",
-        "knownsshhosts",  "mountsshsock",  "checksum",     "skipsubmodules"};
+        "remote",           "fragment",      "ref",
+        "subdir",           "keepgitdir",    "authtokensecret",
+        "authheadersecret", "knownsshhosts", "mountsshsock",
+        "checksum",         "skipsubmodules"};
 
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(k, keys[i]) == 0) {
@@ -76,8 +77,8 @@ static int param_bool(kiln_job_t *job, const kiln_attrs_t *params,
     if (*v == '\0' || strcmp(v, "true") == 0 || strcmp(v, "1") == 0) {
         return 1;
     }
-    return host->fail(job, -EINVAL, "%s=%s: not a boolean (true or false)",
-                      key, v);
+    return host->fail(job, -EINVAL, "%s=%s: not a boolean (true or false)", key,
+                      v);
 }
 
 /* path.Join("/", s) without the leading "/": "" for none. Malloc'ed. */
@@ -104,8 +105,9 @@ static int write_ident(kiln_job_t *job, const git_url_t *u, const char *ref,
         n = snprintf(ident, size, "git://%s", u->id);
     }
     if (n < 0 || (size_t)n >= size) {
-        return host->fail(job, -ENAMETOOLONG, "the git identifier is too "
-                                              "long");
+        return host->fail(job, -ENAMETOOLONG,
+                          "the git identifier is too "
+                          "long");
     }
     return 0;
 }
@@ -304,8 +306,8 @@ static bool short_sha(const char *s)
 
 /* ---- resolve ---- */
 
-static int check_sum(kiln_job_t *job, const struct source *s,
-                     const char *shown, const char *sha)
+static int check_sum(kiln_job_t *job, const struct source *s, const char *shown,
+                     const char *sha)
 {
     if (s->checksum == NULL || *s->checksum == '\0' ||
         strncmp(sha, s->checksum, strlen(s->checksum)) == 0) {
@@ -383,7 +385,7 @@ static int rm_entry(const char *path, const struct stat *st, int type,
                     struct FTW *ftw)
 {
     (void)st;
-    return ftw->level == 0                 ? 0
+    return ftw->level == 0                                     ? 0
            : (type == FTW_DP ? rmdir(path) : unlink(path)) < 0 ? -1
                                                                : 0;
 }

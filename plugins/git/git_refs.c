@@ -44,8 +44,8 @@ static size_t sha_len(const char *s, size_t n)
 {
     size_t i = 0;
 
-    while (i < n && ((s[i] >= '0' && s[i] <= '9') ||
-                     (s[i] >= 'a' && s[i] <= 'f'))) {
+    while (i < n &&
+           ((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
         i++;
     }
     return (i == 40 || i == 64) && i < n && s[i] == '\t' ? i : 0;
@@ -87,8 +87,8 @@ int git_refs_pick(const char *out, size_t len, const char *ref, char *sha,
         }
         rank = rank_of(name, nn, want);
         /* A peeled tag beats the tag object at the same rank. */
-        if (rank < best || (rank == best && rank != RANK_NONE && peeled &&
-                            !best_peeled)) {
+        if (rank < best ||
+            (rank == best && rank != RANK_NONE && peeled && !best_peeled)) {
             if (sl + 1 > sha_size) {
                 return -ERANGE;
             }

@@ -100,10 +100,10 @@ static int setup_auth(git_ctx_t *c, const kiln_attrs_t *attrs)
     if (rc == -ENOENT) {
         return 0; /* BuildKit names default secrets: absent is normal */
     }
-    return rc == -ENOMEM ? ctx_oom(c)
-                         : c->host->fail(c->job, rc,
-                                         "%s: reading the auth secret: %s",
-                                         c->shown, strerror(-rc));
+    return rc == -ENOMEM
+               ? ctx_oom(c)
+               : c->host->fail(c->job, rc, "%s: reading the auth secret: %s",
+                               c->shown, strerror(-rc));
 }
 
 /* GIT_SSH_COMMAND: never ask, check hosts against git.knownsshhosts. */
@@ -242,7 +242,8 @@ static bool auth_problem(const char *err)
 /* git's words for a repository of ours that is broken. */
 static bool local_damage(const char *err)
 {
-    return strstr(err, "corrupt") != NULL || strstr(err, "bad object") != NULL ||
+    return strstr(err, "corrupt") != NULL ||
+           strstr(err, "bad object") != NULL ||
            strstr(err, "index-pack failed") != NULL ||
            strstr(err, "not a git repository") != NULL ||
            strstr(err, "unable to read") != NULL ||
@@ -256,8 +257,8 @@ static int remote_fail(git_ctx_t *c, const char *what, git_out_t *o)
     const char *line = git_err_line(o);
 
     if (local_damage(line)) {
-        return c->host->fail(c->job, -EUCLEAN, "git %s %s: %s", what,
-                             c->shown, line);
+        return c->host->fail(c->job, -EUCLEAN, "git %s %s: %s", what, c->shown,
+                             line);
     }
     if (auth_problem(line)) {
         return c->host->fail(c->job, -EACCES,
@@ -303,14 +304,12 @@ int git_ls_remote(git_ctx_t *c, const char *ref, char *sha, size_t size,
         rc = git_refs_pick(o.out ? o.out : "", o.len, ref, sha, size);
         if (rc == -ENOENT) {
             if (report_missing) {
-                rc = c->host->fail(c->job, -ENOENT,
-                                   "ref '%s' not found in %s", want,
-                                   c->shown);
+                rc = c->host->fail(c->job, -ENOENT, "ref '%s' not found in %s",
+                                   want, c->shown);
             }
         } else if (rc < 0) {
             rc = c->host->fail(c->job, -EBADMSG,
-                               "git ls-remote %s: unexpected output",
-                               c->shown);
+                               "git ls-remote %s: unexpected output", c->shown);
         }
     }
     free(o.out);
@@ -447,8 +446,13 @@ static int keep_commit(git_ctx_t *c, const char *sha)
 static int fetch_all(git_ctx_t *c)
 {
     char shallow[4200];
-    const char *args[] = {"fetch", "-q", "--no-tags", "--no-write-fetch-head",
-                          "--unshallow", c->remote, "+refs/*:refs/remote/*",
+    const char *args[] = {"fetch",
+                          "-q",
+                          "--no-tags",
+                          "--no-write-fetch-head",
+                          "--unshallow",
+                          c->remote,
+                          "+refs/*:refs/remote/*",
                           NULL};
     git_out_t o;
     int rc;
@@ -457,8 +461,7 @@ static int fetch_all(git_ctx_t *c)
     if (access(shallow, F_OK) != 0) {
         args[4] = "--update-shallow"; /* not shallow: nothing to deepen */
     }
-    c->host->log(c->job, KILN_PLUGIN_LOG_INFO, "fetching all of %s",
-                 c->shown);
+    c->host->log(c->job, KILN_PLUGIN_LOG_INFO, "fetching all of %s", c->shown);
     rc = in_repo(c, &o, args);
     if (rc == 0 && o.status != 0) {
         rc = remote_fail(c, "fetch", &o);
@@ -478,9 +481,9 @@ static bool refused_commit(const char *err)
 int git_repo_fetch(git_ctx_t *c, const char *sha)
 {
     char spec[160];
-    const char *args[] = {"fetch",    "-q",     "--no-tags",
-                          "--no-write-fetch-head", "--depth", "1",
-                          c->remote,  spec,     NULL};
+    const char *args[] = {"fetch",   "-q", "--no-tags", "--no-write-fetch-head",
+                          "--depth", "1",  c->remote,   spec,
+                          NULL};
     git_out_t o;
     int rc;
 
@@ -501,8 +504,8 @@ int git_repo_fetch(git_ctx_t *c, const char *sha)
             rc = remote_fail(c, "fetch", &o);
         }
         if (rc == 0 && !has_commit(c, sha)) {
-            rc = c->host->fail(c->job, -ENOENT,
-                               "commit %s not found in %s", sha, c->shown);
+            rc = c->host->fail(c->job, -ENOENT, "commit %s not found in %s",
+                               sha, c->shown);
         }
         if (rc == 0) {
             rc = keep_commit(c, sha);
@@ -528,8 +531,8 @@ int git_repo_expand(git_ctx_t *c, const char *prefix, char *sha, size_t size)
     rc = fetch_all(c);
     if (rc == 0) {
         rc = in_repo(c, &o, args);
-        if (rc == 0 && (o.status != 0 || o.out == NULL ||
-                        strlen(o.out) < 41 || strlen(o.out) > size)) {
+        if (rc == 0 && (o.status != 0 || o.out == NULL || strlen(o.out) < 41 ||
+                        strlen(o.out) > size)) {
             rc = c->host->fail(c->job, -ENOENT,
                                "ref '%s' not found in %s (not a ref, nor a "
                                "unique commit prefix)",

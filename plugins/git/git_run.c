@@ -27,13 +27,14 @@
 
 #include "git.h"
 
-#define POLL_MS      50
-#define MAX_OUT      (256u << 20)
-#define LINGER_MS    2000
-#define MAX_ENV      40
-#define ENV_PASSTHRU "PATH", "http_proxy", "https_proxy", "HTTP_PROXY", \
-    "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY",   \
-    "SSH_AUTH_SOCK", "TMPDIR"
+#define POLL_MS   50
+#define MAX_OUT   (256u << 20)
+#define LINGER_MS 2000
+#define MAX_ENV   40
+#define ENV_PASSTHRU                                                           \
+    "PATH", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",          \
+        "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY", "SSH_AUTH_SOCK",     \
+        "TMPDIR"
 
 struct run {
     git_out_t *o;
@@ -150,8 +151,8 @@ static bool make_env(const git_env_t *ge, char **env)
             ok = put_env(env, &n, pass[i], v);
         }
     }
-    ok = ok && (getenv("PATH") != NULL ||
-                put_env(env, &n, "PATH", "/usr/bin:/bin"));
+    ok = ok &&
+         (getenv("PATH") != NULL || put_env(env, &n, "PATH", "/usr/bin:/bin"));
     /* An empty template directory: new repositories get no hooks. */
     snprintf(templates, sizeof(templates), "%s/templates", ge->home);
     ok = ok && put_env(env, &n, "HOME", ge->home) &&
@@ -256,8 +257,8 @@ static int spawn(const char *cwd, const char *const *argv, char **env,
 
 /* Reads fds until both end, the job is canceled or the deadline passes
  * (the group killed: *killed), then reaps the child. */
-static void wait_child(struct run *r, const kiln_host_t *host,
-                       kiln_job_t *job, pid_t pid, int fds[2], int *killed)
+static void wait_child(struct run *r, const kiln_host_t *host, kiln_job_t *job,
+                       pid_t pid, int fds[2], int *killed)
 {
     uint64_t deadline = now_ms() + timeout_ms(), exited_at = 0;
     bool open[2] = {true, true}, exited = false;
@@ -355,8 +356,8 @@ const char *git_err_line(git_out_t *o)
     /* Every line that says something, without git's prefixes, joined. */
     for (char *line = strtok_r(o->err, "\r\n", &save); line != NULL;
          line = strtok_r(NULL, "\r\n", &save)) {
-        static const char *const prefixes[] = {"fatal: ", "error: ",
-                                               "remote: "};
+        static const char *const prefixes[] = {
+            "fatal: ", "error: ", "remote: "};
         while (*line == ' ') {
             line++;
         }

@@ -35,8 +35,8 @@ static int step(git_ctx_t *c, const git_env_t *env, const char *cwd,
     int rc = run_in(c, env, cwd, argv, &o);
 
     if (rc == 0 && o.status != 0) {
-        rc = c->host->fail(c->job, code, "git %s in %s: %s", argv[1],
-                           c->shown, git_err_line(&o));
+        rc = c->host->fail(c->job, code, "git %s in %s: %s", argv[1], c->shown,
+                           git_err_line(&o));
     }
     free(o.out);
     return rc;
@@ -82,12 +82,11 @@ static int check_subdir(git_ctx_t *c, const git_checkout_t *co)
     snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", c->repo);
     snprintf(spec, sizeof(spec), "%s:%s", co->sha, co->subdir);
     rc = run_in(c, &c->env, c->home, argv, &o);
-    if (rc == 0 && (o.status != 0 || o.out == NULL ||
-                    strncmp(o.out, "tree\n", 5) != 0)) {
-        rc = c->host->fail(c->job, -ENOENT,
-                           "subdir '%s' not found in %s at %s%s", co->subdir,
-                           c->shown, co->sha,
-                           o.status == 0 ? " (not a directory)" : "");
+    if (rc == 0 &&
+        (o.status != 0 || o.out == NULL || strncmp(o.out, "tree\n", 5) != 0)) {
+        rc = c->host->fail(
+            c->job, -ENOENT, "subdir '%s' not found in %s at %s%s", co->subdir,
+            c->shown, co->sha, o.status == 0 ? " (not a directory)" : "");
     }
     free(o.out);
     return rc;
@@ -114,8 +113,8 @@ static int checkout_plain(git_ctx_t *c, const git_checkout_t *co,
 {
     char gitdir[4200], worktree[4200], spec[4200], *tmp = NULL, *index = NULL;
     const char *read[] = {"git", gitdir, "read-tree", spec, NULL};
-    const char *out[] = {"git", gitdir, worktree, "checkout-index", "-a", "-f",
-                         NULL};
+    const char *out[] = {"git", gitdir, worktree, "checkout-index",
+                         "-a",  "-f",   NULL};
     git_env_t env = c->env;
     int rc;
 
@@ -193,8 +192,8 @@ static int make_work_repo(git_ctx_t *c, const git_checkout_t *co,
                           const char *work)
 {
     const char *init[] = {"git", "init", "-q", work, NULL};
-    const char *fetch[] = {"git", "fetch", "-q", "--no-tags", "--depth", "1",
-                           c->repo, co->sha, NULL};
+    const char *fetch[] = {"git", "fetch", "-q",    "--no-tags", "--depth",
+                           "1",   c->repo, co->sha, NULL};
     git_env_t env = c->env;
     char path[4200];
     FILE *f;
@@ -219,15 +218,16 @@ static int make_work_repo(git_ctx_t *c, const git_checkout_t *co,
 static int checkout_repo(git_ctx_t *c, const git_checkout_t *co,
                          const char *work)
 {
-    const char *checkout[] = {"git", "checkout", "-q", "--detach", co->sha,
-                              NULL};
+    const char *checkout[] = {"git",      "checkout", "-q",
+                              "--detach", co->sha,    NULL};
     const char *origin[] = {"git", "remote", "add", "origin", c->remote, NULL};
-    const char *update[] = {"git",    "submodule", "update", "-q",
-                            "--init", "--recursive", "--depth", "1", NULL};
-    const char *seturl[] = {"git", "remote", "set-url", "origin", c->shown,
-                            NULL};
-    const char *expire[] = {"git",   "reflog", "expire", "--all",
-                            "--expire=now", NULL};
+    const char *update[] = {"git",     "submodule", "update",
+                            "-q",      "--init",    "--recursive",
+                            "--depth", "1",         NULL};
+    const char *seturl[] = {"git",    "remote", "set-url",
+                            "origin", c->shown, NULL};
+    const char *expire[] = {"git",   "reflog",       "expire",
+                            "--all", "--expire=now", NULL};
     int rc = make_work_repo(c, co, work);
 
     if (rc == 0) {

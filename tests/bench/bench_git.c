@@ -113,8 +113,7 @@ static void make_repo(const char *srv, long commits, long mb)
                 put_blob(f, 100 * 1024);
             }
         } else {
-            fprintf(f, "M 100644 inline history/%03ld/%05ld.txt\n", c / 500,
-                    c);
+            fprintf(f, "M 100644 inline history/%03ld/%05ld.txt\n", c / 500, c);
             put_blob(f, 512);
             fprintf(f, "M 100644 inline LOG\n");
             fprintf(f, "data 13\nlast: %06ld\n\n", c);
@@ -166,8 +165,7 @@ static kiln_definition_t *definition(const struct git_fixture *g)
 }
 
 /* One solve into `root`: seconds; *cached tells whether it was a hit. */
-static double time_solve(const char *root, kiln_definition_t *def,
-                         bool *cached)
+static double time_solve(const char *root, kiln_definition_t *def, bool *cached)
 {
     kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
     kiln_solve_options_t so = KILN_SOLVE_OPTIONS_INIT;

@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     shown = git_url_redact(s);
     /* The user-info, and only it, becomes "xxxxx". */
     if (shown != NULL &&
-        strlen(shown) != strlen(s) - (user ? strlen(user) : 0) +
-                             (user ? 5 : 0) &&
+        strlen(shown) !=
+            strlen(s) - (user ? strlen(user) : 0) + (user ? 5 : 0) &&
         (user != NULL || strcmp(shown, s) != 0)) {
         abort();
     }

@@ -180,8 +180,8 @@ static inline int gitf_start_http(struct git_fixture *g)
     }
     g->http_port = free_port();
     snprintf(text, sizeof(text), gitf_nginx_conf,
-             geteuid() == 0 ? "user root root;\n" : "", d, d, d, d, d, d, d,
-             d, g->http_port, d, d, g->srv);
+             geteuid() == 0 ? "user root root;\n" : "", d, d, d, d, d, d, d, d,
+             g->http_port, d, d, g->srv);
     snprintf(conf, sizeof(conf), "%s/nginx.conf", d);
     f = fopen(conf, "w");
     if (f == NULL) {
@@ -199,8 +199,8 @@ static inline int gitf_start_http(struct git_fixture *g)
     }
     {
         char elog[256];
-        char *argv[] = {GITF_NGINX, "-e", elog, "-p", (char *)d, "-c", conf,
-                        "-g", "daemon off;", NULL};
+        char *argv[] = {GITF_NGINX, "-e", elog, "-p",          (char *)d,
+                        "-c",       conf, "-g", "daemon off;", NULL};
         snprintf(elog, sizeof(elog), "%s/nginx-error.log", d);
         g->nginx = gitf_spawn(NULL, argv);
     }
@@ -223,9 +223,9 @@ static inline int gitf_start(struct git_fixture *g)
     snprintf(port, sizeof(port), "--port=%d", g->git_port);
     snprintf(log, sizeof(log), "%s/daemon.log", g->dir);
     {
-        char *argv[] = {"/usr/bin/git", "daemon", "--reuseaddr", "--verbose",
-                        "--export-all", "--listen=127.0.0.1", port, base,
-                        NULL};
+        char *argv[] = {"/usr/bin/git", "daemon",       "--reuseaddr",
+                        "--verbose",    "--export-all", "--listen=127.0.0.1",
+                        port,           base,           NULL};
         g->daemon = gitf_spawn(log, argv);
     }
     if (!gitf_wait_port(g->daemon, g->git_port)) {
@@ -258,8 +258,8 @@ static inline int gitf_daemon_requests(const struct git_fixture *g,
     char cmd[512], out[32];
 
     snprintf(cmd, sizeof(cmd),
-             "grep -c \"Request upload-pack for '/%s'\" '%s/daemon.log'",
-             repo, g->dir);
+             "grep -c \"Request upload-pack for '/%s'\" '%s/daemon.log'", repo,
+             g->dir);
     gitf_capture(out, sizeof(out), cmd);
     return atoi(out);
 }

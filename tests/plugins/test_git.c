@@ -31,10 +31,10 @@
 #include <kiln/llb.h>
 
 static struct git_fixture srv;
-static char work[128];    /* the working trees the repositories come from */
-static char zero[48];     /* main's root commit, which no ref names */
-static char first[48];    /* main's next commit (tag v1) */
-static char pr_sha[48];   /* the commit only refs/pull/1/head has */
+static char work[128];  /* the working trees the repositories come from */
+static char zero[48];   /* main's root commit, which no ref names */
+static char first[48];  /* main's next commit (tag v1) */
+static char pr_sha[48]; /* the commit only refs/pull/1/head has */
 
 /* Per test: a store root and an output directory. */
 struct fixture {
@@ -63,7 +63,8 @@ static const char make_repos[] =
     "git -C \"$S/main.git\" branch -q -D pr\n"
     /* deep.git inside sub.git inside withsub.git, by relative URLs */
     "git init -q -b main \"$W/deep\" && cd \"$W/deep\" && echo deep >deep.txt\n"
-    "git add . && git commit -qm deep && git clone -q --bare . \"$S/deep.git\"\n"
+    "git add . && git commit -qm deep && git clone -q --bare . "
+    "\"$S/deep.git\"\n"
     "git init -q -b main \"$W/sub\" && cd \"$W/sub\" && echo lib >lib.txt\n"
     "printf '[submodule \"deep\"]\\n\\tpath = deep\\n\\turl = ../deep.git\\n' "
     ">.gitmodules\n"
@@ -378,14 +379,14 @@ static void test_translate_table(void **state)
          "git@github.com:moby/buildkit.git", true},
         {"ssh://git@host:2222/x/y.git", "", NULL, "git://host:2222/x/y.git",
          "ssh://git@host:2222/x/y.git", true},
-        {"git://host/repo", "ref:/sub/../dir/", NULL,
-         "git://host/repo#ref:dir", "git://host/repo", false},
+        {"git://host/repo", "ref:/sub/../dir/", NULL, "git://host/repo#ref:dir",
+         "git://host/repo", false},
         {"https://user:tok@host/x.git?a=b#dev", "", NULL, "git://host/x.git",
          "https://user:tok@host/x.git", false},
         {"github.com/foo/bar.git", "", "d", "git://github.com/foo/bar.git#:d",
          "https://github.com/foo/bar.git", false},
-        {"HTTPS://Example.com/a/../b.git/", "", NULL,
-         "git://Example.com/b.git", "https://Example.com/a/../b.git/", false},
+        {"HTTPS://Example.com/a/../b.git/", "", NULL, "git://Example.com/b.git",
+         "https://Example.com/a/../b.git/", false},
         {"https://h/x.git", ":", NULL, "git://h/x.git", "https://h/x.git",
          false},
         {"https://h/x.git", "refs/pull/1/head", NULL,
@@ -712,8 +713,7 @@ static void test_http_token(void **state)
     snprintf(secret, sizeof(secret), "%s/token", srv.dir);
     assert_int_equal(gitf_sh("printf %s >'%s'", GITF_TOKEN, secret), 0);
     snprintf(entry, sizeof(entry), "GIT_AUTH_TOKEN=%s", secret);
-    snprintf(wrong, sizeof(wrong), "GIT_AUTH_TOKEN=%s/make-repos.sh",
-             srv.dir);
+    snprintf(wrong, sizeof(wrong), "GIT_AUTH_TOKEN=%s/make-repos.sh", srv.dir);
 
     def = git_def(remote, "ref=main", NULL);
     run(f, def, secrets, &r);
@@ -725,8 +725,8 @@ static void test_http_token(void **state)
         fail_msg("the token is in the log:\n%s", r.log);
     }
     /* Without the token, or with a wrong one, the server refuses. */
-    build_fails(f, def, NULL, "authentication failed",
-                "http://127.0.0.1", (const char *)NULL);
+    build_fails(f, def, NULL, "authentication failed", "http://127.0.0.1",
+                (const char *)NULL);
     build_fails(f, def, bad, "authentication failed", (const char *)NULL);
     kiln_definition_free(def);
 }
@@ -805,16 +805,15 @@ static void test_errors(void **state)
     build_fails(f, def, NULL, want, (const char *)NULL);
     kiln_definition_free(def);
 
-    def = git_def(remote, "ref=0000000000000000000000000000000000000000",
-                  NULL);
+    def = git_def(remote, "ref=0000000000000000000000000000000000000000", NULL);
     build_fails(f, def, NULL, "0000000000000000000000000000000000000000",
                 "git://127.0.0.1", (const char *)NULL);
     kiln_definition_free(def);
 
     remote_of(remote, sizeof(remote), "missing.git");
     def = git_def(remote, "ref=main", NULL);
-    build_fails(f, def, NULL, "git ls-remote git://127.0.0.1",
-                "missing.git", (const char *)NULL);
+    build_fails(f, def, NULL, "git ls-remote git://127.0.0.1", "missing.git",
+                (const char *)NULL);
     kiln_definition_free(def);
 
     snprintf(remote, sizeof(remote), "remote=git://127.0.0.1:%d/main.git",
@@ -1048,8 +1047,8 @@ static void test_two_builds(void **state)
         memset(&c[i], 0, sizeof(c[i]));
         snprintf(c[i].out, sizeof(c[i].out), "%s/%d", f->out, i);
         snprintf(out[i].out, sizeof(out[i].out), "%s", c[i].out);
-        c[i].def = git_def(remote, ref, i == 0 ? "subdir=docs" : "subdir=src",
-                           NULL);
+        c[i].def =
+            git_def(remote, ref, i == 0 ? "subdir=docs" : "subdir=src", NULL);
         if (kiln_engine_new(&eo, &c[i].err, &c[i].e) < 0) {
             fail_msg("engine: %s", c[i].err.message);
         }
