@@ -113,7 +113,7 @@ static int setup_ssh(git_ctx_t *c, const kiln_attrs_t *attrs)
     int fd, rc;
 
     if (known == NULL || *known == '\0') {
-        c->ssh_command = strdup("ssh -o BatchMode=yes");
+        c->ssh_command = strdup("ssh -F /dev/null -o BatchMode=yes");
         return c->ssh_command ? 0 : ctx_oom(c);
     }
     if (asprintf(&c->known_hosts_file, "%s/known_hosts-XXXXXX", c->home) < 0) {
@@ -133,7 +133,8 @@ static int setup_ssh(git_ctx_t *c, const kiln_attrs_t *attrs)
         return c->host->fail(c->job, rc, "%s: cannot write", c->home);
     }
     if (asprintf(&c->ssh_command,
-                 "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes "
+                 "ssh -F /dev/null -o BatchMode=yes "
+                 "-o StrictHostKeyChecking=yes "
                  "-o UserKnownHostsFile=%s",
                  c->known_hosts_file) < 0) {
         c->ssh_command = NULL;

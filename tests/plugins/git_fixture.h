@@ -3,7 +3,8 @@
  * `git daemon` (git://) and git's smart HTTP (git http-backend through
  * fcgiwrap behind nginx: /git/ wants a token, /pub/ speaks protocol v0 and
  * serves no unadvertised commit), all on free 127.0.0.1 ports, in one
- * temporary directory, killed with the process that started them.
+ * temporary directory, killed with the process that started them; and
+ * sshd with an ssh-agent holding its client key (gitf_start_ssh()).
  */
 #ifndef KILN_TEST_GIT_FIXTURE_H
 #define KILN_TEST_GIT_FIXTURE_H
@@ -23,13 +24,16 @@
 #define GITF_FCGIWRAP "/usr/sbin/fcgiwrap"
 #define GITF_BACKEND  "/usr/lib/git-core/git-http-backend"
 #define GITF_TOKEN    "s3cret-token"
+#define GITF_SSHD     "/usr/sbin/sshd"
 
 struct git_fixture {
-    char dir[64];  /* everything lives here */
-    char srv[128]; /* the repositories served: <srv>/NAME.git */
-    int git_port;  /* git daemon */
-    int http_port; /* nginx, 0 when nginx or fcgiwrap is missing */
-    pid_t daemon, nginx, fcgi;
+    char dir[64];         /* everything lives here */
+    char srv[128];        /* the repositories served: <srv>/NAME.git */
+    int git_port;         /* git daemon */
+    int http_port;        /* nginx, 0 when nginx or fcgiwrap is missing */
+    int ssh_port;         /* sshd, 0 when it is missing */
+    char known_host[512]; /* "[127.0.0.1]:PORT ssh-ed25519 KEY" */
+    pid_t daemon, nginx, fcgi, sshd, agent;
 };
 
 /* Runs a shell command (printf format) in the fixture's environment:
@@ -71,7 +75,8 @@ static inline pid_t gitf_spawn(const char *log, char *const argv[])
     if (pid == 0) {
         /* A test that dies (a sanitizer abort) takes its servers along. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (log != NULL && freopen(log, "a", stderr) == NULL) {
+        if (log != NULL && (freopen(log, "a", stderr) == NULL ||
+                            dup2(fileno(stderr), 1) < 0)) {
             _exit(126);
         }
         execv(argv[0], argv);
@@ -235,11 +240,82 @@ static inline int gitf_start(struct git_fixture *g)
     return gitf_start_http(g);
 }
 
+static const char gitf_sshd_conf[] = "Port %d\n"
+                                     "ListenAddress 127.0.0.1\n"
+                                     "HostKey %s/ssh/hostkey\n"
+                                     "AuthorizedKeysFile %s/ssh/client.pub\n"
+                                     "PidFile %s/ssh/sshd.pid\n"
+                                     "PasswordAuthentication no\n"
+                                     "KbdInteractiveAuthentication no\n"
+                                     "UsePAM no\n"
+                                     "StrictModes no\n";
+
+/*
+ * sshd on a free port with a new host key, accepting a new client key
+ * that an ssh-agent (SSH_AUTH_SOCK, set here) holds: git over ssh:// as
+ * the current user. g->known_host is the host key's known_hosts line.
+ * 0 (also when sshd is missing: ssh_port stays 0) or -1.
+ */
+static inline int gitf_start_ssh(struct git_fixture *g)
+{
+    char conf[256], sock[256], text[2048], cmd[512], key[400];
+    FILE *f;
+
+    if (access(GITF_SSHD, X_OK) != 0) {
+        printf("# %s is missing: the SSH test skips\n", GITF_SSHD);
+        return 0;
+    }
+    if (gitf_sh("mkdir -p /run/sshd '%s/ssh' && cd '%s/ssh' && "
+                "ssh-keygen -q -t ed25519 -N '' -f hostkey && "
+                "ssh-keygen -q -t ed25519 -N '' -f client",
+                g->dir, g->dir) != 0) {
+        return -1;
+    }
+    snprintf(sock, sizeof(sock), "%s/ssh/agent.sock", g->dir);
+    {
+        char *argv[] = {"/usr/bin/ssh-agent", "-D", "-a", sock, NULL};
+        g->agent = gitf_spawn("/dev/null", argv);
+    }
+    for (int i = 0; i < 250 && access(sock, F_OK) != 0; i++) {
+        usleep(20000);
+    }
+    setenv("SSH_AUTH_SOCK", sock, 1);
+    if (gitf_sh("ssh-add -q '%s/ssh/client' 2>/dev/null", g->dir) != 0) {
+        return -1;
+    }
+    g->ssh_port = free_port();
+    snprintf(text, sizeof(text), gitf_sshd_conf, g->ssh_port, g->dir, g->dir,
+             g->dir);
+    snprintf(conf, sizeof(conf), "%s/ssh/sshd_config", g->dir);
+    f = fopen(conf, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    fputs(text, f);
+    fclose(f);
+    {
+        char log[256];
+        char *argv[] = {GITF_SSHD, "-D", "-e", "-f", conf, NULL};
+        snprintf(log, sizeof(log), "%s/ssh/sshd.log", g->dir);
+        g->sshd = gitf_spawn(log, argv);
+    }
+    if (!gitf_wait_port(g->sshd, g->ssh_port)) {
+        fprintf(stderr, "sshd did not start; see %s/ssh/sshd.log\n", g->dir);
+        g->ssh_port = 0;
+        return -1;
+    }
+    snprintf(cmd, sizeof(cmd), "cut -d' ' -f1,2 '%s/ssh/hostkey.pub'", g->dir);
+    gitf_capture(key, sizeof(key), cmd);
+    snprintf(g->known_host, sizeof(g->known_host), "[127.0.0.1]:%d %s",
+             g->ssh_port, key);
+    return 0;
+}
+
 static inline void gitf_stop(struct git_fixture *g)
 {
-    pid_t pids[] = {g->nginx, g->fcgi, g->daemon};
+    pid_t pids[] = {g->nginx, g->fcgi, g->daemon, g->sshd, g->agent};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 5; i++) {
         if (pids[i] > 0) {
             kill(pids[i], SIGTERM);
             waitpid(pids[i], NULL, 0);

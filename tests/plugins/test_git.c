@@ -127,7 +127,7 @@ static int start_servers(void **state)
     read_line(path, zero, sizeof(zero));
     snprintf(path, sizeof(path), "%s/pr", work);
     read_line(path, pr_sha, sizeof(pr_sha));
-    return gitf_start(&srv);
+    return gitf_start(&srv) < 0 ? -1 : gitf_start_ssh(&srv);
 }
 
 static int stop_servers(void **state)
@@ -790,6 +790,44 @@ static void test_credentials_hidden(void **state)
     kiln_definition_free(def);
 }
 
+/* ---- SSH ---- */
+
+/* ssh:// through sshd, the host checked against git.knownsshhosts, the
+ * key from the agent of kiln's environment. */
+static void test_ssh(void **state)
+{
+    struct fixture *f = *state;
+    kiln_definition_t *def;
+    struct result r;
+    char remote[256], known[600], wrong[600];
+
+    if (srv.ssh_port == 0) {
+        skip();
+    }
+    snprintf(remote, sizeof(remote), "remote=ssh://%s@127.0.0.1:%d%s/main.git",
+             getenv("USER") && *getenv("USER") ? getenv("USER") : "root",
+             srv.ssh_port, srv.srv);
+    snprintf(known, sizeof(known), "knownsshhosts=%s", srv.known_host);
+    def = git_def(remote, "ref=main", known, NULL);
+    build_ok(f, def, &r);
+    expect_text(f, "README", "two");
+    kiln_definition_free(def);
+
+    /* An unknown host, or one whose key is not the one listed. */
+    def = git_def(remote, "ref=main", NULL);
+    build_fails(f, def, NULL, "Host key verification failed",
+                (const char *)NULL);
+    kiln_definition_free(def);
+    snprintf(wrong, sizeof(wrong),
+             "knownsshhosts=[127.0.0.1]:%d ssh-ed25519 "
+             "AAAAC3NzaC1lZDI1NTE5AAAAIA0SXsVJA3hZrdBc/qsOJg1dHjLfZRh1b3wMGtuo"
+             "p3B5",
+             srv.ssh_port);
+    def = git_def(remote, "ref=main", wrong, NULL);
+    build_fails(f, def, NULL, "git ls-remote ssh://", (const char *)NULL);
+    kiln_definition_free(def);
+}
+
 /* ---- errors ---- */
 
 static void test_errors(void **state)
@@ -1086,6 +1124,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_credentials_hidden, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ssh, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_cache, setup, teardown),
