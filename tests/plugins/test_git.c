@@ -9,6 +9,7 @@
 #include <glob.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -805,8 +806,7 @@ static void test_ssh(void **state)
         skip();
     }
     snprintf(remote, sizeof(remote), "remote=ssh://%s@127.0.0.1:%d%s/main.git",
-             getenv("USER") && *getenv("USER") ? getenv("USER") : "root",
-             srv.ssh_port, srv.srv);
+             getpwuid(geteuid())->pw_name, srv.ssh_port, srv.srv);
     snprintf(known, sizeof(known), "knownsshhosts=%s", srv.known_host);
     def = git_def(remote, "ref=main", known, NULL);
     build_ok(f, def, &r);
