@@ -9,8 +9,9 @@
  * without a request; anything else is looked up with `git ls-remote`
  * (branches, tags, refs/pull/N/head, HEAD), and a short commit name by
  * fetching the remote's history. The pin is the commit plus what changes
- * the result for it (keepgitdir, subdir, submodules skipped), so a branch
- * that moved rebuilds and one that did not is a cache hit.
+ * the result for it (keepgitdir, subdir, submodules skipped, commit
+ * mtimes), so a branch that moved rebuilds and one that did not is a cache
+ * hit.
  *
  * fetch makes the commit present in the cache repository of the remote
  * (shared, locked) and checks it out into the fetch directory. A cache
@@ -47,15 +48,15 @@ static int git_init(const kiln_host_t *h, void **state)
 static const char *const known_params =
     "remote, fragment, ref, subdir, keepgitdir, authtokensecret, "
     "authheadersecret, knownsshhosts, mountsshsock, checksum, "
-    "skipsubmodules";
+    "skipsubmodules, mtime";
 
 static bool known_param(const char *k)
 {
     static const char *const keys[] = {
-        "remote",           "fragment",      "ref",
-        "subdir",           "keepgitdir",    "authtokensecret",
-        "authheadersecret", "knownsshhosts", "mountsshsock",
-        "checksum",         "skipsubmodules"};
+        "remote",           "fragment",       "ref",
+        "subdir",           "keepgitdir",     "authtokensecret",
+        "authheadersecret", "knownsshhosts",  "mountsshsock",
+        "checksum",         "skipsubmodules", "mtime"};
 
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         if (strcmp(k, keys[i]) == 0) {
@@ -122,6 +123,7 @@ static int write_attrs(kiln_job_t *job, const kiln_attrs_t *params,
     const char *known = host->attr_get(params, "knownsshhosts");
     const char *sock = host->attr_get(params, "mountsshsock");
     const char *sum = host->attr_get(params, "checksum");
+    const char *mtime = host->attr_get(params, "mtime");
     int rc = 0;
 
     tok = tok ? tok : "GIT_AUTH_TOKEN";
@@ -172,6 +174,14 @@ static int write_attrs(kiln_job_t *job, const kiln_attrs_t *params,
     }
     if (rc == 0 && skip) {
         rc = host->attr_set(attrs, "git.skipsubmodules", "true");
+    }
+    if (rc == 0 && mtime != NULL && *mtime) {
+        /* llb.GitMTime: the checkout's time (git's), or the commit's. */
+        if (strcmp(mtime, "checkout") != 0 && strcmp(mtime, "commit") != 0) {
+            return host->fail(job, -EINVAL, "mtime=%s: not checkout or commit",
+                              mtime);
+        }
+        rc = host->attr_set(attrs, "git.mtime", mtime);
     }
     return rc;
 }
@@ -243,7 +253,7 @@ struct source {
     char *remote;
     char *ref;
     char *subdir;
-    bool keep, skip;
+    bool keep, skip, commit_mtime;
     const char *checksum;
 };
 
@@ -263,6 +273,7 @@ static int source_parse(kiln_job_t *job, const kiln_source_t *src,
     const char *full = host->attr_get(src->attrs, "git.fullurl");
     const char *keep = host->attr_get(src->attrs, "git.keepgitdir");
     const char *skip = host->attr_get(src->attrs, "git.skipsubmodules");
+    const char *mtime = host->attr_get(src->attrs, "git.mtime");
     size_t n = hash ? (size_t)(hash - loc) : strlen(loc);
 
     memset(s, 0, sizeof(*s));
@@ -286,6 +297,7 @@ static int source_parse(kiln_job_t *job, const kiln_source_t *src,
     }
     s->keep = keep != NULL && strcmp(keep, "true") == 0;
     s->skip = skip != NULL && strcmp(skip, "true") == 0;
+    s->commit_mtime = mtime != NULL && strcmp(mtime, "commit") == 0;
     s->checksum = host->attr_get(src->attrs, "git.checksum");
     if (s->ref[0] == '-' || strstr(s->ref, "..") != NULL) {
         int rc = host->fail(job, -EINVAL, "%s: invalid ref '%s'",
@@ -363,9 +375,10 @@ static int git_resolve(void *state, kiln_job_t *job, const kiln_source_t *src)
         host->log(job, KILN_PLUGIN_LOG_INFO, "%s#%s is commit %s", c.shown,
                   *s.ref ? s.ref : "HEAD", sha);
         /* BuildKit's cache key: what changes the result for the commit. */
-        if (asprintf(&pin, "%s%s%s%s%s%s", sha, s.keep ? ".git#" : "",
+        if (asprintf(&pin, "%s%s%s%s%s%s%s", sha, s.keep ? ".git#" : "",
                      s.keep ? s.ref : "", *s.subdir ? ":" : "", s.subdir,
-                     s.skip ? "(skip-submodules)" : "") < 0) {
+                     s.skip ? "(skip-submodules)" : "",
+                     s.commit_mtime ? "(mtime=commit)" : "") < 0) {
             pin = NULL;
             rc = host->fail(job, -ENOMEM, "git: out of memory");
         }
@@ -446,6 +459,7 @@ static int git_fetch(void *state, kiln_job_t *job, const kiln_source_t *src,
     co.subdir = s.subdir;
     co.keep_git_dir = s.keep;
     co.submodules = !s.skip;
+    co.commit_mtime = s.commit_mtime;
     rc = git_ctx_open(&c, host, job, s.remote, src->attrs);
     if (rc == 0) {
         rc = fetch_into(&c, &co, dest_dir);

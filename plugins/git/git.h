@@ -164,6 +164,7 @@ typedef struct git_checkout {
     const char *subdir; /* NULL or "" for the whole tree */
     bool keep_git_dir;
     bool submodules;
+    bool commit_mtime; /* git.mtime=commit: every mtime the commit's time */
 } git_checkout_t;
 
 /*

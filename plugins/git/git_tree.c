@@ -12,11 +12,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "git.h"
@@ -254,7 +256,65 @@ static int checkout_repo(git_ctx_t *c, const git_checkout_t *co,
     return rc;
 }
 
+static int checkout(git_ctx_t *c, const git_checkout_t *co, const char *dest);
+
+/* The time of the commit, for git.mtime=commit: every path's mtime. */
+static __thread struct timespec commit_time[2];
+
+static int set_time(const char *path, const struct stat *st, int type,
+                    struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return utimensat(AT_FDCWD, path, commit_time, AT_SYMLINK_NOFOLLOW);
+}
+
+static int set_commit_times(git_ctx_t *c, const char *sha, const char *dest)
+{
+    char gitdir[4200];
+    const char *argv[] = {"git",          gitdir, "log", "-1",
+                          "--format=%ct", sha,    NULL};
+    git_out_t o;
+    char *end = NULL;
+    long long t = -1;
+    int rc;
+
+    snprintf(gitdir, sizeof(gitdir), "--git-dir=%s", c->repo);
+    rc = run_in(c, &c->env, c->home, argv, &o);
+    if (rc == 0 && o.status == 0 && o.out != NULL) {
+        t = strtoll(o.out, &end, 10);
+    }
+    free(o.out);
+    if (rc < 0) {
+        return rc;
+    }
+    if (t < 0 || end == NULL || (*end != '\n' && *end != '\0')) {
+        return c->host->fail(c->job, -EUCLEAN,
+                             "git log in %s: no time for commit %s", c->shown,
+                             sha);
+    }
+    commit_time[0].tv_sec = commit_time[1].tv_sec = (time_t)t;
+    commit_time[0].tv_nsec = commit_time[1].tv_nsec = 0;
+    if (nftw(dest, set_time, 16, FTW_PHYS | FTW_DEPTH) < 0) {
+        return c->host->fail(c->job, -errno, "%s: setting times: %s", dest,
+                             strerror(errno));
+    }
+    return 0;
+}
+
+/* The checkout, then the commit's time on everything if asked for. */
 int git_checkout(git_ctx_t *c, const git_checkout_t *co, const char *dest)
+{
+    int rc = checkout(c, co, dest);
+
+    if (rc == 0 && co->commit_mtime) {
+        rc = set_commit_times(c, co->sha, dest);
+    }
+    return rc;
+}
+
+static int checkout(git_ctx_t *c, const git_checkout_t *co, const char *dest)
 {
     git_checkout_t cc = *co;
     char *work = NULL;

@@ -48,6 +48,9 @@ struct fixture {
 static const char make_repos[] =
     "set -eu\n"
     "S=$1 W=$2\n"
+    /* Commits of 2001: a checkout's mtimes are never theirs by chance. */
+    "export GIT_COMMITTER_DATE='@1000000000 +0000' "
+    "GIT_AUTHOR_DATE='@1000000000 +0000'\n"
     "mkdir -p \"$S\" \"$W\"\n"
     "git init -q -b main \"$W/main\" && cd \"$W/main\"\n"
     "echo zero >README && git add . && git commit -qm zero\n"
@@ -463,6 +466,7 @@ static void test_translate_options(void **state)
                             "skipsubmodules=true",
                             "authtokensecret=TOK",
                             "authheadersecret=",
+                            "mtime=commit",
                             NULL};
     const char *bad[] = {"remote=https://h/x", "branch=main", NULL};
     const char *nobool[] = {"remote=https://h/x", "keepgitdir=yes", NULL};
@@ -474,6 +478,7 @@ static void test_translate_options(void **state)
         {"git.keepgitdir", "true"},
         {"git.knownsshhosts", "host ssh-ed25519 AAAA\n"},
         {"git.mountsshsock", "agent"},
+        {"git.mtime", "commit"},
         {"git.skipsubmodules", "true"},
     };
     kiln_translated_t *t = NULL;
@@ -640,6 +645,38 @@ static void test_keepgitdir(void **state)
     gitf_capture(out, sizeof(out), cmd);
     assert_string_equal(out, "0");
     kiln_definition_free(def);
+}
+
+/* git.mtime=commit: every file and directory has the commit's time. */
+static void test_mtime(void **state)
+{
+    struct fixture *f = *state;
+    kiln_definition_t *def;
+    struct result r;
+    char remote[128], path[256];
+    struct stat st;
+
+    remote_of(remote, sizeof(remote), "main.git");
+    def = git_def(remote, "ref=v1", "mtime=commit", NULL);
+    build_ok(f, def, &r);
+    kiln_definition_free(def);
+    expect_text(f, "README", "one");
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/%s", f->out,
+                 (const char *[]){"README", "docs", "docs/guide.txt"}[i]);
+        assert_int_equal(lstat(path, &st), 0);
+        if (st.st_mtim.tv_sec != 1000000000) {
+            fail_msg("%s: mtime %lld, want the commit's", path,
+                     (long long)st.st_mtim.tv_sec);
+        }
+    }
+    /* The default: the checkout's time. */
+    def = git_def(remote, "ref=v1", NULL);
+    build_ok(f, def, &r);
+    kiln_definition_free(def);
+    snprintf(path, sizeof(path), "%s/README", f->out);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(st.st_mtim.tv_sec > 1000000000);
 }
 
 static void test_submodules(void **state)
@@ -1118,6 +1155,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepgitdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submodules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_remote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_http_unadvertised, setup,
