@@ -264,6 +264,28 @@ static void source_free(struct source *s)
     free(s->subdir);
 }
 
+/*
+ * Attrs that would change what the result is or whether it may be used:
+ * refused rather than ignored (a signature check skipped silently would
+ * pass anything). git.bundle (objects from elsewhere, the same commit)
+ * and git.fetchbycommit (fetches here are always by commit) need nothing.
+ */
+static int refuse_unsupported(kiln_job_t *job, const kiln_source_t *src)
+{
+    static const char *const keys[] = {"git.checkoutbundle", "git.sig.pubkey",
+                                       "git.sig.requiresignedtag"};
+
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = host->attr_get(src->attrs, keys[i]);
+        if (v != NULL && *v && strcmp(v, "false") != 0) {
+            return host->fail(job, -ENOTSUP,
+                              "%s is not supported by kiln's git source",
+                              keys[i]);
+        }
+    }
+    return 0;
+}
+
 /* BuildKit's NewGitIdentifier: HOST/PATH#REF:SUBDIR; the remote from
  * git.fullurl, else https://HOST/PATH. */
 static int source_parse(kiln_job_t *job, const kiln_source_t *src,
@@ -275,6 +297,7 @@ static int source_parse(kiln_job_t *job, const kiln_source_t *src,
     const char *skip = host->attr_get(src->attrs, "git.skipsubmodules");
     const char *mtime = host->attr_get(src->attrs, "git.mtime");
     size_t n = hash ? (size_t)(hash - loc) : strlen(loc);
+    int rc;
 
     memset(s, 0, sizeof(*s));
     if (full != NULL && *full) {
@@ -299,9 +322,13 @@ static int source_parse(kiln_job_t *job, const kiln_source_t *src,
     s->skip = skip != NULL && strcmp(skip, "true") == 0;
     s->commit_mtime = mtime != NULL && strcmp(mtime, "commit") == 0;
     s->checksum = host->attr_get(src->attrs, "git.checksum");
+    if ((rc = refuse_unsupported(job, src)) < 0) {
+        source_free(s);
+        return rc;
+    }
     if (s->ref[0] == '-' || strstr(s->ref, "..") != NULL) {
-        int rc = host->fail(job, -EINVAL, "%s: invalid ref '%s'",
-                            src->identifier, s->ref);
+        rc = host->fail(job, -EINVAL, "%s: invalid ref '%s'", src->identifier,
+                        s->ref);
         source_free(s);
         return rc;
     }

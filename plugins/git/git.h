@@ -80,7 +80,7 @@ typedef struct git_env {
     const char *ssh_command; /* GIT_SSH_COMMAND, or NULL */
     const char *index_file;  /* GIT_INDEX_FILE, or NULL */
     bool allow_file;         /* protocol.file.allow=always */
-    const char *secret;      /* text to hide in messages (user-info) */
+    const char *secret;      /* "USERINFO@" to hide in messages, or NULL */
 } git_env_t;
 
 /* The output of a run: stdout (NUL-terminated), the end of stderr. */

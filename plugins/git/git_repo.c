@@ -164,7 +164,7 @@ int git_ctx_open(git_ctx_t *c, const kiln_host_t *host, kiln_job_t *job,
                  const char *remote, const kiln_attrs_t *attrs)
 {
     const char *cache = host->cache_dir(job);
-    char *repos = NULL, templates[4200];
+    char *repos = NULL, *user, *secret = NULL, templates[4200];
     int rc;
 
     memset(c, 0, sizeof(*c));
@@ -196,7 +196,17 @@ int git_ctx_open(git_ctx_t *c, const kiln_host_t *host, kiln_job_t *job,
     }
     free(repos);
     c->env.home = c->home;
-    c->env.secret = git_url_userinfo(remote);
+    if ((user = git_url_userinfo(remote)) != NULL) {
+        /* Hidden with its '@', so that a short one hides only itself. */
+        if (asprintf(&secret, "%s@", user) < 0) {
+            secret = NULL;
+        }
+        free(user);
+        if (secret == NULL) {
+            return ctx_oom(c);
+        }
+        c->env.secret = secret;
+    }
     c->env.allow_file = git_url_is_local(remote);
     if ((rc = repo_path(c, cache)) < 0 || (rc = setup_auth(c, attrs)) < 0 ||
         (rc = setup_ssh(c, attrs)) < 0) {
@@ -255,7 +265,17 @@ static bool local_damage(const char *err)
 /* A failed git command against the remote, as a job failure. */
 static int remote_fail(git_ctx_t *c, const char *what, git_out_t *o)
 {
-    const char *line = git_err_line(o);
+    const char *line;
+
+    if (strstr(o->err, "Host key verification failed") != NULL ||
+        strstr(o->err, "REMOTE HOST IDENTIFICATION HAS CHANGED") != NULL) {
+        /* ssh's banner says less than this. */
+        return c->host->fail(c->job, -EACCES,
+                             "git %s %s: host key verification failed (the "
+                             "host's key is not one git.knownsshhosts lists)",
+                             what, c->shown);
+    }
+    line = git_err_line(o);
 
     if (local_damage(line)) {
         return c->host->fail(c->job, -EUCLEAN, "git %s %s: %s", what, c->shown,

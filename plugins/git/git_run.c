@@ -191,19 +191,46 @@ static void free_env(char **env)
     }
 }
 
-/* Replaces every `secret` in s by "xxxxx", in place (never longer). */
-static void hide(char *s, const char *secret)
+/* Replaces every `secret` ("USERINFO@") in s (size bytes) by "xxxxx@". */
+static void hide(char *s, size_t size, const char *secret)
 {
-    size_t sl;
-    char *at;
+    char out[4096];
+    size_t sl, w = 0;
+    const char *r = s, *at;
 
-    if (secret == NULL || (sl = strlen(secret)) < 5) {
+    if (secret == NULL || (sl = strlen(secret)) == 0 || size > sizeof(out)) {
         return;
     }
-    while ((at = strstr(s, secret)) != NULL) {
-        memcpy(at, "xxxxx", 5);
-        memmove(at + 5, at + sl, strlen(at + sl) + 1);
+    /* "USERINFO@" as redact() shows it: "xxxxx@". */
+    while ((at = strstr(r, secret)) != NULL) {
+        size_t n = (size_t)(at - r);
+        if (w + n + 6 >= size) {
+            break;
+        }
+        memcpy(out + w, r, n);
+        memcpy(out + w + n, "xxxxx@", 6);
+        w += n + 6;
+        r = at + sl;
     }
+    snprintf(out + w, size - w, "%s", r);
+    memcpy(s, out, strlen(out) + 1);
+}
+
+/* "git ARGS" at debug level, credentials hidden. */
+static void log_command(const kiln_host_t *host, kiln_job_t *job,
+                        const git_env_t *ge, const char *const *argv)
+{
+    char line[2048];
+    size_t w = 0;
+
+    for (size_t i = 0; argv[i] != NULL && w + 2 < sizeof(line); i++) {
+        int n =
+            snprintf(line + w, sizeof(line) - w, "%s%s", i ? " " : "", argv[i]);
+        w = n < 0 ? w : w + (size_t)n;
+    }
+    line[sizeof(line) - 1] = '\0';
+    hide(line, sizeof(line), ge->secret);
+    host->log(job, KILN_PLUGIN_LOG_DEBUG, "%s", line);
 }
 
 /* Starts git: its stdout and stderr into fds[0] and fds[1]. */
@@ -327,13 +354,14 @@ int git_run(const kiln_host_t *host, kiln_job_t *job, const git_env_t *ge,
         free_env(env);
         return host->fail(job, -ENOMEM, "git: out of memory");
     }
+    log_command(host, job, ge, argv);
     rc = spawn(cwd, argv, env, &pid, fds);
     free_env(env);
     if (rc < 0) {
         return host->fail(job, rc, "cannot run git: %s", strerror(-rc));
     }
     wait_child(&r, host, job, pid, fds, &killed);
-    hide(o->err, ge->secret);
+    hide(o->err, sizeof(o->err), ge->secret);
     if (killed == -ECANCELED) {
         return host->fail(job, -ECANCELED, "git %s: canceled", argv[1]);
     }

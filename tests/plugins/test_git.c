@@ -820,6 +820,22 @@ static void test_credentials_hidden(void **state)
     assert_null(strstr(r.log, GITF_TOKEN));
     kiln_definition_free(def);
 
+    /* A short password is hidden as well, and only it. */
+    snprintf(remote, sizeof(remote),
+             "remote=http://ab:cd@127.0.0.1:%d/git/main.git", srv.http_port);
+    def = git_def(remote, "ref=main", NULL);
+    run(f, def, NULL, &r);
+    assert_int_not_equal(r.rc, 0);
+    printf("# failed as expected: %s\n", r.err.message);
+    assert_non_null(strstr(r.err.message, "authentication failed"));
+    assert_null(strstr(r.err.message, "ab:cd@"));
+    assert_null(strstr(r.log, "ab:cd@"));
+    assert_non_null(strstr(r.log, "git ls-remote http://xxxxx@127.0.0.1"));
+    kiln_definition_free(def);
+    snprintf(remote, sizeof(remote),
+             "remote=http://x-access-token:%s@127.0.0.1:%d/git/main.git",
+             GITF_TOKEN, srv.http_port);
+
     /* The URL's credentials do authenticate. */
     def = git_def(remote, "ref=main", NULL);
     build_ok(f, def, &r);
@@ -852,8 +868,8 @@ static void test_ssh(void **state)
 
     /* An unknown host, or one whose key is not the one listed. */
     def = git_def(remote, "ref=main", NULL);
-    build_fails(f, def, NULL, "Host key verification failed",
-                (const char *)NULL);
+    build_fails(f, def, NULL, "host key verification failed",
+                "git.knownsshhosts", (const char *)NULL);
     kiln_definition_free(def);
     snprintf(wrong, sizeof(wrong),
              "knownsshhosts=[127.0.0.1]:%d ssh-ed25519 "
@@ -861,7 +877,8 @@ static void test_ssh(void **state)
              "p3B5",
              srv.ssh_port);
     def = git_def(remote, "ref=main", wrong, NULL);
-    build_fails(f, def, NULL, "git ls-remote ssh://", (const char *)NULL);
+    build_fails(f, def, NULL, "git ls-remote ssh://",
+                "host key verification failed", (const char *)NULL);
     kiln_definition_free(def);
 }
 
@@ -884,6 +901,23 @@ static void test_errors(void **state)
     build_fails(f, def, NULL, "0000000000000000000000000000000000000000",
                 "git://127.0.0.1", (const char *)NULL);
     kiln_definition_free(def);
+
+    /* A signature check is refused, not skipped. */
+    {
+        kiln_llb_t *b;
+        kiln_llb_state_t *st;
+        char id[128];
+
+        snprintf(id, sizeof(id), "git://127.0.0.1:%d/main.git#main",
+                 srv.git_port);
+        assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_CURRENT, &b), 0);
+        st = kiln_llb_source(b, id);
+        st = kiln_llb_source_attr(st, "git.sig.pubkey", "ssh-ed25519 AAAA");
+        def = marshal(b, st);
+        build_fails(f, def, NULL, "git.sig.pubkey is not supported",
+                    (const char *)NULL);
+        kiln_definition_free(def);
+    }
 
     remote_of(remote, sizeof(remote), "missing.git");
     def = git_def(remote, "ref=main", NULL);
