@@ -182,8 +182,11 @@ int git_ctx_open(git_ctx_t *c, const kiln_host_t *host, kiln_job_t *job,
     if (cache == NULL) {
         return host->fail(job, -EIO, "git: no cache directory");
     }
-    if (asprintf(&c->home, "%s/home", cache) < 0 ||
-        asprintf(&repos, "%s/repos", cache) < 0) {
+    if (asprintf(&c->home, "%s/home", cache) < 0) {
+        c->home = NULL;
+        return ctx_oom(c);
+    }
+    if (asprintf(&repos, "%s/repos", cache) < 0) {
         return ctx_oom(c);
     }
     snprintf(templates, sizeof(templates), "%s/templates", c->home);
