@@ -276,7 +276,7 @@ static int set_commit_times(git_ctx_t *c, const char *sha, const char *dest)
     const char *argv[] = {"git",          gitdir, "log", "-1",
                           "--format=%ct", sha,    NULL};
     git_out_t o;
-    char *end = NULL;
+    char *end;
     long long t = -1;
     int rc;
 
@@ -284,12 +284,15 @@ static int set_commit_times(git_ctx_t *c, const char *sha, const char *dest)
     rc = run_in(c, &c->env, c->home, argv, &o);
     if (rc == 0 && o.status == 0 && o.out != NULL) {
         t = strtoll(o.out, &end, 10);
+        if (end == o.out || (*end != '\n' && *end != '\0')) {
+            t = -1;
+        }
     }
     free(o.out);
     if (rc < 0) {
         return rc;
     }
-    if (t < 0 || end == NULL || (*end != '\n' && *end != '\0')) {
+    if (t < 0) {
         return c->host->fail(c->job, -EUCLEAN,
                              "git log in %s: no time for commit %s", c->shown,
                              sha);
