@@ -1,8 +1,9 @@
 /*
- * The local and http plugins' translate() against BuildKit's own vectors:
- * a definition built from the plugins' output (kiln_llb_plugin_source(),
- * as `kiln source translate` prints it) has the op digests BuildKit's Go
- * client gave llb.Local(...) and llb.HTTP(...) in tests/data/llb/.
+ * The local, http and git plugins' translate() against BuildKit's own
+ * vectors: a definition built from the plugins' output
+ * (kiln_llb_plugin_source(), as `kiln source translate` prints it) has the
+ * op digests BuildKit's Go client gave llb.Local(...), llb.HTTP(...) and
+ * llb.Git(...) in tests/data/llb/.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -75,11 +76,41 @@ static void test_http_vector(void **state)
                                 "775228139d9eab70b16a2fb80a80");
 }
 
+/* llb.Git("https://github.com/moby/buildkit.git", "v0.11.0"):
+ * tests/data/llb/b_git_https.json. */
+static void test_git_https_vector(void **state)
+{
+    const char *params[] = {"remote=https://github.com/moby/buildkit.git",
+                            "fragment=v0.11.0", NULL};
+    char digest[80];
+
+    (void)state;
+    source_digest("git", params, digest, sizeof(digest));
+    assert_string_equal(digest, "sha256:e7494a7e38b854d52455d43704ae775b8b2f"
+                                "da5fe5dcf73be60acdf65f6c2800");
+}
+
+/* llb.Git("git@github.com:moby/buildkit.git", "master"): the SSH form
+ * shares the identifier and adds git.mountsshsock (b_git_ssh.json). */
+static void test_git_ssh_vector(void **state)
+{
+    const char *params[] = {"remote=git@github.com:moby/buildkit.git",
+                            "ref=master", NULL};
+    char digest[80];
+
+    (void)state;
+    source_digest("git", params, digest, sizeof(digest));
+    assert_string_equal(digest, "sha256:74aadab116221d139c1b3d05a0c5d50fde09"
+                                "a172c9977f0569c9e52ee27790cf");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_local_vector),
         cmocka_unit_test(test_http_vector),
+        cmocka_unit_test(test_git_https_vector),
+        cmocka_unit_test(test_git_ssh_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
