@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,70 @@ static int check_schemes(const kiln__registry_t *r, const kiln_plugin_t *d,
     return 0;
 }
 
+/*
+ * Modules initialised in this process. A module dlopen()ed by several
+ * registries (one per engine, and one per kiln_source_translate()) is one
+ * copy of its code and globals, so its init() runs once, on the first
+ * load, and its teardown() on the last unload; every registry shares its
+ * state. Loads and unloads take the lock, so init() and teardown() never
+ * run at the same time as each other.
+ */
+struct inited {
+    void *dl; /* dlopen()'s handle: the same for every load of a file */
+    void *state;
+    size_t refs;
+};
+
+static pthread_mutex_t inited_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct inited *inited;
+static size_t n_inited;
+
+/* Runs p's init() unless the module is initialised already; fills
+ * p->state. Call with inited_mu held. */
+static int init_locked(kiln__plugin_t *p)
+{
+    struct inited *v;
+    int rc = 0;
+
+    for (size_t i = 0; i < n_inited; i++) {
+        if (inited[i].dl == p->dl) {
+            inited[i].refs++;
+            p->state = inited[i].state;
+            return 0;
+        }
+    }
+    v = realloc(inited, (n_inited + 1) * sizeof(*v));
+    if (v == NULL) {
+        return -ENOMEM;
+    }
+    inited = v;
+    if (p->desc->init != NULL && (rc = p->desc->init(&kiln__host,
+                                                     &p->state)) != 0) {
+        return rc;
+    }
+    inited[n_inited].dl = p->dl;
+    inited[n_inited].state = p->state;
+    inited[n_inited].refs = 1;
+    n_inited++;
+    return 0;
+}
+
+/* Drops a registry's hold on p's module: teardown() with the last. */
+static void fini(kiln__plugin_t *p)
+{
+    pthread_mutex_lock(&inited_mu);
+    for (size_t i = 0; i < n_inited; i++) {
+        if (inited[i].dl == p->dl && --inited[i].refs == 0) {
+            if (p->desc->teardown != NULL) {
+                p->desc->teardown(p->state);
+            }
+            inited[i] = inited[--n_inited];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&inited_mu);
+}
+
 static int load_one(kiln__registry_t *r, const char *path, kiln_error_t *err)
 {
     kiln__plugin_t p = {0};
@@ -178,7 +243,10 @@ static int load_one(kiln__registry_t *r, const char *path, kiln_error_t *err)
         goto fail;
     }
     r->v = v;
-    if (p.desc->init != NULL && (rc = p.desc->init(&kiln__host, &p.state))) {
+    pthread_mutex_lock(&inited_mu);
+    rc = init_locked(&p);
+    pthread_mutex_unlock(&inited_mu);
+    if (rc != 0) {
         rc = kiln__fail(err, rc < 0 ? rc : KILN_EINVAL,
                         "%s: plugin '%s' failed to initialise: %s", path,
                         p.desc->name, strerror(rc < 0 ? -rc : EINVAL));
@@ -360,9 +428,7 @@ void kiln__registry_free(kiln__registry_t *r)
     for (size_t i = r->n; i > 0; i--) {
         kiln__plugin_t *p = &r->v[i - 1];
 
-        if (p->desc->teardown != NULL) {
-            p->desc->teardown(p->state);
-        }
+        fini(p);
         if (keep == NULL || keep[0] == '\0') {
             dlclose(p->dl);
         }

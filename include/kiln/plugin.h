@@ -31,8 +31,9 @@
  * member only if KILN_HOST_HAS() says the host has it. Members added in a
  * minor version are marked "Since ABI 1.N".
  *
- * Threads. init() and teardown() run once, on the thread that loads the
- * plugins. translate() may run on any thread. resolve() and fetch() run on
+ * Threads. init() and teardown() run once per process: on the first load
+ * of the module and its last unload (several engines in one process share
+ * the module, its globals and its state), never at the same time. translate() may run on any thread. resolve() and fetch() run on
  * threads of their own (never kiln's event loop) and may block; several
  * calls may run at once, for different sources, so state shared between
  * calls needs a lock. Host functions are thread-safe.
