@@ -547,8 +547,8 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "\"platform\": \"linux/"));
 
     snprintf(cmd, sizeof(cmd),
-             "'%s' image inspect --root '%s' %s/base:nope 2>&1; "
-             "test $? -eq 1",
+             "out=$('%s' image inspect --root '%s' %s/base:nope 2>&1); "
+             "test $? -eq 1 && echo \"$out\" | grep -q 'image not found'",
              fx.bin, d->root, fx.reg.host);
     sh("%s", cmd);
     snprintf(cmd, sizeof(cmd),
