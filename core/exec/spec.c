@@ -152,8 +152,15 @@ static int field_str(const kiln__exec_rec_t *r, size_t i, size_t at,
         return kiln__fail(err, KILN_EBADMSG,
                           "spec: record at %zu: field %zu holds a NUL", at, i);
     }
-    *out = strndup((const char *)r->f[i], r->len[i]);
-    return *out != NULL ? 0 : kiln__fail(err, KILN_ENOMEM, "out of memory");
+    /* Not strndup(): the field is not NUL-terminated, and a strict string
+     * check would read past it. */
+    *out = malloc(r->len[i] + 1);
+    if (*out == NULL) {
+        return kiln__fail(err, KILN_ENOMEM, "out of memory");
+    }
+    memcpy(*out, r->f[i], r->len[i]);
+    (*out)[r->len[i]] = '\0';
+    return 0;
 }
 
 static int field_num(const kiln__exec_rec_t *r, size_t i, size_t at,
