@@ -11,22 +11,130 @@
 
 #include "cache/config.h"
 
+/* What the sort sees: the config, and for each record a key standing
+ * for all it holds (its digest, its results' layer chains, its inputs'
+ * selectors and linked records' keys), so that equal-looking records sort
+ * the same way whatever order they came in: writing what was parsed from a
+ * written config gives the same bytes. */
+struct sort_ctx {
+    const kiln__cc_t *cc;
+    char (*keys)[KILN_DIGEST_STRLEN + 1];
+    unsigned char *state; /* 0 not made, 1 being made, 2 made */
+};
+
+/* Compares two layers by blob, then their parents' blobs down the chain
+ * (not by index: indexes change with the order being made). */
+static int cmp_chain(const kiln__cc_t *cc, int64_t x, int64_t y)
+{
+    for (size_t guard = 0; guard <= cc->n_layers; guard++) {
+        int c;
+
+        if (x < 0 || y < 0) {
+            return (x >= 0) - (y >= 0);
+        }
+        c = strcmp(cc->layers[x].blob, cc->layers[y].blob);
+        if (c != 0) {
+            return c;
+        }
+        x = cc->layers[x].parent;
+        y = cc->layers[y].parent;
+    }
+    return 0; /* a cycle: the parser refuses them, so never here */
+}
+
 static int cmp_layer(const void *a, const void *b, void *ud)
 {
-    const kiln__cc_t *cc = ud;
-    const kiln__cc_layer_t *x = &cc->layers[*(const size_t *)a];
-    const kiln__cc_layer_t *y = &cc->layers[*(const size_t *)b];
-    int c = strcmp(x->blob, y->blob);
+    const struct sort_ctx *c = ud;
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int r = cmp_chain(c->cc, (int64_t)x, (int64_t)y);
 
-    if (c != 0) {
-        return c;
+    return r != 0 ? r : x < y ? -1 : x > y;
+}
+
+static void put_chain(kiln__buf_t *b, const kiln__cc_t *cc, int64_t l)
+{
+    for (size_t guard = 0; l >= 0 && guard <= cc->n_layers; guard++) {
+        kiln__buf_printf(b, "%s,", cc->layers[l].blob);
+        l = cc->layers[l].parent;
     }
-    return x->parent < y->parent ? -1 : x->parent > y->parent;
+    kiln__buf_putc(b, ';');
+}
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static const char *record_key(struct sort_ctx *c, size_t i)
+{
+    const kiln__cc_record_t *r = &c->cc->records[i];
+    kiln__buf_t b = KILN_BUF_INIT;
+
+    if (c->state[i] == 2) {
+        return c->keys[i];
+    }
+    if (c->state[i] == 1) {
+        return r->digest; /* a cycle of links: refused when parsed */
+    }
+    c->state[i] = 1;
+    kiln__buf_printf(&b, "%s|", r->digest);
+    for (size_t k = 0; k < r->n_results; k++) {
+        put_chain(&b, c->cc, r->results[k].layer);
+    }
+    kiln__buf_putc(&b, '|');
+    for (size_t k = 0; k < r->n_chains; k++) {
+        for (size_t j = 0; j < r->chains[k].n; j++) {
+            kiln__buf_printf(&b, "%s,",
+                             c->cc->layers[r->chains[k].layers[j]].blob);
+        }
+        kiln__buf_putc(&b, ';');
+    }
+    for (size_t k = 0; k < r->n_inputs; k++) {
+        const kiln__cc_input_t *in = &r->inputs[k];
+        char **parts = calloc(in->n + 1, sizeof(*parts));
+
+        kiln__buf_putc(&b, '|');
+        for (size_t j = 0; parts != NULL && j < in->n; j++) {
+            if (asprintf(&parts[j], "%s:%s", in->links[j].selector,
+                         record_key(c, (size_t)in->links[j].link)) < 0) {
+                parts[j] = NULL;
+            }
+        }
+        if (parts != NULL) {
+            qsort(parts, in->n, sizeof(*parts), cmp_strp);
+        }
+        for (size_t j = 0; parts != NULL && j < in->n; j++) {
+            kiln__buf_printf(&b, "%s,", parts[j] != NULL ? parts[j] : "");
+            free(parts[j]);
+        }
+        free(parts);
+    }
+    if (kiln__sha256_digest(b.data != NULL ? (const char *)b.data : "", b.len,
+                            c->keys[i]) != 0) {
+        snprintf(c->keys[i], sizeof(c->keys[i]), "%s", r->digest);
+    }
+    kiln__buf_free(&b);
+    c->state[i] = 2;
+    return c->keys[i];
+}
+
+/* Links by selector, then by what they link to (not by index). */
+static int cmp_link_key(const void *a, const void *b, void *ud)
+{
+    const kiln__cc_link_t *x = a, *y = b;
+    int c = strcmp(x->selector, y->selector);
+
+    if (c == 0) {
+        c = strcmp(record_key(ud, (size_t)x->link),
+                   record_key(ud, (size_t)y->link));
+    }
+    return c;
 }
 
 static int cmp_record(const void *a, const void *b, void *ud)
 {
-    const kiln__cc_t *cc = ud;
+    struct sort_ctx *sc = ud;
+    const kiln__cc_t *cc = sc->cc;
     const kiln__cc_record_t *x = &cc->records[*(const size_t *)a];
     const kiln__cc_record_t *y = &cc->records[*(const size_t *)b];
     int c = strcmp(x->digest, y->digest);
@@ -54,7 +162,12 @@ static int cmp_record(const void *a, const void *b, void *ud)
             }
         }
     }
-    /* Equal for BuildKit; keep the old order so sorting is stable. */
+    /* Equal for BuildKit: the whole records decide, then the old order. */
+    c = strcmp(record_key(sc, *(const size_t *)a),
+               record_key(sc, *(const size_t *)b));
+    if (c != 0) {
+        return c;
+    }
     return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
 }
 
@@ -94,11 +207,30 @@ static int sort_config(kiln__cc_t *cc, kiln_error_t *err)
     size_t *ls = NULL, *lp = NULL, *rs = NULL, *rp = NULL;
     kiln__cc_layer_t *layers = NULL;
     kiln__cc_record_t *records = NULL;
-    int rc = order(cc->n_layers, cmp_layer, cc, &ls, &lp);
+    struct sort_ctx sc = {.cc = cc};
+    int rc = 0;
 
-    if (rc == 0) {
-        rc = order(cc->n_records, cmp_record, cc, &rs, &rp);
+    sc.keys = calloc(cc->n_records + 1, sizeof(*sc.keys));
+    sc.state = calloc(cc->n_records + 1, 1);
+    if (sc.keys == NULL || sc.state == NULL) {
+        rc = KILN_ENOMEM;
     }
+    if (rc == 0) {
+        rc = order(cc->n_layers, cmp_layer, &sc, &ls, &lp);
+    }
+    /* Each input's links in an order of their own, so that comparing
+     * records link by link does not depend on the order they came in. */
+    for (size_t i = 0; rc == 0 && i < cc->n_records; i++) {
+        for (size_t k = 0; k < cc->records[i].n_inputs; k++) {
+            kiln__cc_input_t *in = &cc->records[i].inputs[k];
+            qsort_r(in->links, in->n, sizeof(*in->links), cmp_link_key, &sc);
+        }
+    }
+    if (rc == 0) {
+        rc = order(cc->n_records, cmp_record, &sc, &rs, &rp);
+    }
+    free(sc.keys);
+    free(sc.state);
     if (rc == 0) {
         layers = malloc((cc->n_layers + 1) * sizeof(*layers));
         records = malloc((cc->n_records + 1) * sizeof(*records));

@@ -6,6 +6,7 @@
 
 #include "cache/manifest.h"
 #include "oci/layout.h"
+#include "util/gojson.h"
 
 void kiln__cache_manifest_clear(kiln__cache_manifest_t *m)
 {
@@ -166,22 +167,32 @@ static const char *docker_mt(const char *mt)
     return mt;
 }
 
+/* A quoted JSON string: media types and times come from manifests read
+ * from registries, so they are escaped, never pasted. */
+static void put_q(kiln__buf_t *b, const char *s)
+{
+    kiln__gojson_escape(b, s, strlen(s), 0);
+}
+
 static void put_desc(kiln__buf_t *b, const char *mt, const char *digest,
                      int64_t size, const char *created, const char *diff_id)
 {
-    kiln__buf_printf(b, "{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld",
-                     mt, digest, (long long)size);
+    kiln__buf_puts(b, "{\"mediaType\":");
+    put_q(b, mt);
+    kiln__buf_puts(b, ",\"digest\":");
+    put_q(b, digest);
+    kiln__buf_printf(b, ",\"size\":%lld", (long long)size);
     if ((created != NULL && created[0]) || (diff_id != NULL && diff_id[0])) {
         const char *sep = "";
         kiln__buf_puts(b, ",\"annotations\":{");
         if (created != NULL && created[0]) {
-            kiln__buf_printf(b, "\"%s\":\"%s\"", KILN_CACHE_ANN_CREATED,
-                             created);
+            kiln__buf_printf(b, "\"%s\":", KILN_CACHE_ANN_CREATED);
+            put_q(b, created);
             sep = ",";
         }
         if (diff_id != NULL && diff_id[0]) {
-            kiln__buf_printf(b, "%s\"%s\":\"%s\"", sep, KILN_CACHE_ANN_DIFF_ID,
-                             diff_id);
+            kiln__buf_printf(b, "%s\"%s\":", sep, KILN_CACHE_ANN_DIFF_ID);
+            put_q(b, diff_id);
         }
         kiln__buf_putc(b, '}');
     }
