@@ -166,14 +166,13 @@ static int make_readonly(int fd, const char *dest)
     return 0;
 }
 
-/* Binds host path `src` (its `selector` inside, resolved in it) at the
- * resolved target fd: a detached copy of the tree (open_tree), made
- * read-only before it is attached, then moved onto the target. */
-static int bind_at(const char *src, const char *selector, int tfd,
-                   bool readonly, const char *dest)
+/* An O_PATH descriptor of host path `src`, or of `selector` inside it
+ * (resolved as if `src` were the root); *dir says whether it is one. */
+static int open_source(const char *src, const char *selector,
+                       const char *dest, int *fd, bool *dir)
 {
     int sfd = open(src, O_PATH | O_CLOEXEC);
-    int rc = 0, tree;
+    struct stat st;
 
     if (sfd < 0) {
         return fail(errno, "mount %s: source %s", dest, src);
@@ -187,12 +186,26 @@ static int bind_at(const char *src, const char *selector, int tfd,
         }
         sfd = sub;
     }
-    tree = open_tree(sfd, "",
-                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                         AT_RECURSIVE);
-    close(sfd);
+    if (fstat(sfd, &st) < 0) {
+        close(sfd);
+        return fail(errno, "mount %s: source %s", dest, src);
+    }
+    *dir = S_ISDIR(st.st_mode);
+    *fd = sfd;
+    return 0;
+}
+
+/* Attaches a copy of the tree at sfd (open_tree), made read-only before
+ * it is attached, onto the resolved target tfd. */
+static int attach(int sfd, int tfd, bool readonly, const char *dest)
+{
+    int rc = 0;
+    int tree = open_tree(sfd, "",
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                             AT_RECURSIVE);
+
     if (tree < 0) {
-        return fail(errno, "bind %s at %s", src, dest);
+        return fail(errno, "bind mount at %s", dest);
     }
     if (readonly) {
         rc = make_readonly(tree, dest);
@@ -200,7 +213,7 @@ static int bind_at(const char *src, const char *selector, int tfd,
     if (rc == 0 && move_mount(tree, "", tfd, "",
                               MOVE_MOUNT_F_EMPTY_PATH |
                                   MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-        rc = fail(errno, "bind %s at %s", src, dest);
+        rc = fail(errno, "bind mount at %s", dest);
     }
     close(tree);
     return rc;
@@ -331,66 +344,98 @@ static int write_text(const char *path, const void *data, size_t len,
 }
 
 /* One mount of the op (not the root). */
-static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+static int bind_to(struct ctx *c, const char *src, const char *selector,
+                   const char *dest, bool readonly, bool parents)
 {
-    bool dir = m->type != KILN__EXEC_MNT_SECRET;
-    char staged[PATH_MAX + 32], to[64];
-    struct stat st;
+    bool dir = false;
+    int sfd = -1, tfd, rc;
+
+    if (open_source(src, selector, dest, &sfd, &dir) < 0) {
+        return -1;
+    }
+    if (target(c, dest, dir, parents, &tfd) < 0) {
+        close(sfd);
+        return -1;
+    }
+    rc = attach(sfd, tfd, readonly, dest);
+    close(sfd);
+    close(tfd);
+    return rc;
+}
+
+static int tmpfs_at(struct ctx *c, const kiln__exec_mount_t *m)
+{
+    char opts[64], to[64];
     int tfd, rc = 0;
 
-    if (m->type == KILN__EXEC_MNT_BIND && stat(m->src, &st) == 0 &&
-        !S_ISDIR(st.st_mode) &&
-        (m->selector == NULL || m->selector[0] == '\0')) {
-        dir = false; /* a file or socket: its stub is a file */
-    }
-    if (target(c, m->dest, dir, m->stub_parents, &tfd) < 0) {
+    if (target(c, m->dest, true, m->stub_parents, &tfd) < 0) {
         return -1;
     }
     fd_path(tfd, to);
-    switch (m->type) {
-    case KILN__EXEC_MNT_BIND:
-        rc = bind_at(m->src, m->selector, tfd, m->readonly, m->dest);
-        break;
-    case KILN__EXEC_MNT_OVERLAY:
-        snprintf(staged, sizeof(staged), "%s/m%zu", c->staging, i);
-        if (mkdir(staged, 0755) < 0) {
-            rc = fail(errno, "%s", staged);
-            break;
-        }
-        if (mount_overlay(c, m, staged) < 0) {
-            rc = -1;
-            break;
-        }
-        rc = bind_at(staged, m->selector, tfd, m->readonly, m->dest);
-        break;
-    case KILN__EXEC_MNT_TMPFS: {
-        char opts[64];
-
-        snprintf(opts, sizeof(opts), "mode=1777%s%llu",
-                 m->size > 0 ? ",size=" : "", (unsigned long long)m->size);
-        if (m->size == 0) {
-            snprintf(opts, sizeof(opts), "mode=1777");
-        }
-        if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
-            rc = fail(errno, "tmpfs at %s", m->dest);
-        }
-        break;
+    if (m->size > 0) {
+        snprintf(opts, sizeof(opts), "mode=1777,size=%llu",
+                 (unsigned long long)m->size);
+    } else {
+        snprintf(opts, sizeof(opts), "mode=1777");
     }
-    case KILN__EXEC_MNT_SECRET:
-        snprintf(staged, sizeof(staged), "%s/secrets/%zu", c->staging, i);
-        if (write_text(staged, m->data, m->len, 0600) < 0 ||
-            chown(staged, m->uid, m->gid) < 0 ||
-            chmod(staged, m->mode) < 0) {
-            rc = fail(errno, "secret for %s", m->dest);
-            break;
-        }
-        rc = bind_at(staged, NULL, tfd, true, m->dest);
-        break;
-    default:
-        rc = fail(EINVAL, "mount %s: unknown type", m->dest);
+    if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+        rc = fail(errno, "tmpfs at %s", m->dest);
     }
     close(tfd);
     return rc;
+}
+
+/* A secret's file on the private tmpfs; an owner a user namespace cannot
+ * map stays root (inside), with a warning. */
+static int secret_at(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    char staged[PATH_MAX + 32];
+
+    snprintf(staged, sizeof(staged), "%s/secrets/%zu", c->staging, i);
+    if (write_text(staged, m->data, m->len, 0600) < 0) {
+        return fail(errno, "secret for %s", m->dest);
+    }
+    if (chown(staged, m->uid, m->gid) < 0) {
+        if (!c->rootless) {
+            return fail(errno, "secret for %s", m->dest);
+        }
+        kiln__helper_status(KILN__EXEC_ST_WARN,
+                            "secret at %s: owner %u:%u cannot be mapped "
+                            "without root; it stays root's",
+                            m->dest, m->uid, m->gid);
+    }
+    if (chmod(staged, m->mode) < 0) {
+        return fail(errno, "secret for %s", m->dest);
+    }
+    return bind_to(c, staged, NULL, m->dest, true, m->stub_parents);
+}
+
+/* One mount of the op (not the root). */
+static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    char staged[PATH_MAX + 32];
+
+    switch (m->type) {
+    case KILN__EXEC_MNT_BIND:
+        return bind_to(c, m->src, m->selector, m->dest, m->readonly,
+                       m->stub_parents);
+    case KILN__EXEC_MNT_OVERLAY:
+        snprintf(staged, sizeof(staged), "%s/m%zu", c->staging, i);
+        if (mkdir(staged, 0755) < 0) {
+            return fail(errno, "%s", staged);
+        }
+        if (mount_overlay(c, m, staged) < 0) {
+            return -1;
+        }
+        return bind_to(c, staged, m->selector, m->dest, m->readonly,
+                       m->stub_parents);
+    case KILN__EXEC_MNT_TMPFS:
+        return tmpfs_at(c, m);
+    case KILN__EXEC_MNT_SECRET:
+        return secret_at(c, m, i);
+    default:
+        return fail(EINVAL, "mount %s: unknown type", m->dest);
+    }
 }
 
 static int sys_mount(struct ctx *c, const char *dest, bool dir,
@@ -470,18 +515,12 @@ static int gen_file(struct ctx *c, const char *dest, const char *name,
                     const char *text)
 {
     char p[PATH_MAX + 32];
-    int tfd, rc;
 
     snprintf(p, sizeof(p), "%s/%s", c->staging, name);
     if (write_text(p, text, strlen(text), 0644) < 0) {
         return fail(errno, "writing %s", name);
     }
-    if (target(c, dest, false, true, &tfd) < 0) {
-        return -1;
-    }
-    rc = bind_at(p, NULL, tfd, false, dest);
-    close(tfd);
-    return rc;
+    return bind_to(c, p, NULL, dest, false, true);
 }
 
 static int loopback_up(void)

@@ -122,8 +122,12 @@ static void test_input_selector(void **state)
     ex = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
                             "cat /mnt/in/b > /copied && ls /mnt/in > /ls && "
-                            "! touch /mnt/in/w 2>/dev/null"));
+                            "! touch /mnt/in/w 2>/dev/null && "
+                            "head -n 1 /mnt/file > /first"));
     kiln_llb_exec_mount(ex, "/mnt/in", rootfs, "/data/sub",
+                        KILN_LLB_MOUNT_READONLY);
+    /* A selector naming a file: its mount point is a file. */
+    kiln_llb_exec_mount(ex, "/mnt/file", rootfs, "/etc/passwd",
                         KILN_LLB_MOUNT_READONLY);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, NULL, &r);
@@ -132,6 +136,8 @@ static void test_input_selector(void **state)
     assert_string_equal(buf, "two\n");
     assert_true(ex_read_out(f, "ls", buf, sizeof(buf)));
     assert_string_equal(buf, "b\n");
+    assert_true(ex_read_out(f, "first", buf, sizeof(buf)));
+    assert_string_equal(buf, "root:x:0:0:root:/root:/bin/sh\n");
     /* The builder sets Meta.removeMountStubsRecursive, as Go's does: the
      * stub and the parents made for it go. */
     assert_false(ex_out_exists(f, "mnt"));
