@@ -343,7 +343,8 @@ static int run_init(const kiln__exec_spec_t *s, bool rootless)
     }
     /* kiln sees the end of the status stream once the command runs. */
     close(KILN__EXEC_FD);
-    return reap_until(cmd);
+    return kiln__helper_relay_wanted() ? kiln__helper_relay_run(cmd)
+                                       : reap_until(cmd);
 }
 
 /*

@@ -17,8 +17,6 @@
 /* BuildKit's limit on a secret's size. */
 #define SECRET_MAX (500 * 1024)
 
-static atomic_bool warned_ssh;
-
 int kiln__exec_tmpdir(const kiln__exec_ctx_t *c, char path[4096],
                       kiln_error_t *err)
 {
@@ -247,16 +245,12 @@ static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
                               : "SSH agent '%s': %s is not a socket",
                           id, sock == NULL ? id : sock);
     }
-    if (o != NULL && (o->uid != 0 || o->gid != 0 ||
-                      (o->mode != 0 && o->mode != 0600)) &&
-        !atomic_exchange(&warned_ssh, true) && c->env->warn != NULL) {
-        c->env->warn(c->env->ud,
-                     "SSH mounts: the agent's own socket is mounted, so "
-                     "SSHOpt uid, gid and mode are not applied");
-    }
     m->kind = MNT_OTHER;
-    m->spec.type = KILN__EXEC_MNT_BIND;
+    m->spec.type = KILN__EXEC_MNT_SOCKET;
     m->spec.src = strdup(sock);
+    m->spec.uid = o != NULL ? o->uid : 0;
+    m->spec.gid = o != NULL ? o->gid : 0;
+    m->spec.mode = o != NULL && o->mode != 0 ? o->mode & 07777 : 0600;
     return 0;
 }
 

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "exec/helper.h"
@@ -343,7 +344,6 @@ static int write_text(const char *path, const void *data, size_t len,
     return n == (ssize_t)len ? 0 : -1;
 }
 
-/* One mount of the op (not the root). */
 static int bind_to(struct ctx *c, const char *src, const char *selector,
                    const char *dest, bool readonly, bool parents)
 {
@@ -410,6 +410,60 @@ static int secret_at(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
     return bind_to(c, staged, NULL, m->dest, true, m->stub_parents);
 }
 
+/* An SSH mount: a socket of init's own with the owner and mode asked for,
+ * relayed to the agent's (relay.c). Bound relative to the staging
+ * directory, since a socket path holds at most 107 bytes. */
+static int socket_at(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char name[32], staged[PATH_MAX + 32], cwd[PATH_MAX];
+    int agent = open(m->src, O_PATH | O_CLOEXEC);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = 0;
+
+    snprintf(name, sizeof(name), "ssh%zu.sock", i);
+    snprintf(staged, sizeof(staged), "%s/%s", c->staging, name);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
+    if (agent < 0 || l < 0 || getcwd(cwd, sizeof(cwd)) == NULL ||
+        chdir(c->staging) < 0) {
+        rc = fail(errno, "SSH socket for %s", m->dest);
+    } else {
+        if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            listen(l, 16) < 0) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        }
+        if (chdir(cwd) < 0 && rc == 0) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        }
+    }
+    if (rc == 0 && chown(staged, m->uid, m->gid) < 0) {
+        if (!c->rootless) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        } else {
+            kiln__helper_status(KILN__EXEC_ST_WARN,
+                                "SSH socket at %s: owner %u:%u cannot be "
+                                "mapped without root; it stays root's",
+                                m->dest, m->uid, m->gid);
+        }
+    }
+    if (rc == 0 && chmod(staged, m->mode) < 0) {
+        rc = fail(errno, "SSH socket for %s", m->dest);
+    }
+    if (rc == 0 && kiln__helper_relay_add(l, agent) < 0) {
+        rc = fail(EMFILE, "SSH socket for %s: too many", m->dest);
+    }
+    if (rc < 0) {
+        if (agent >= 0) {
+            close(agent);
+        }
+        if (l >= 0) {
+            close(l);
+        }
+        return rc;
+    }
+    return bind_to(c, staged, NULL, m->dest, false, m->stub_parents);
+}
+
 /* One mount of the op (not the root). */
 static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
 {
@@ -433,6 +487,8 @@ static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
         return tmpfs_at(c, m);
     case KILN__EXEC_MNT_SECRET:
         return secret_at(c, m, i);
+    case KILN__EXEC_MNT_SOCKET:
+        return socket_at(c, m, i);
     default:
         return fail(EINVAL, "mount %s: unknown type", m->dest);
     }

@@ -211,7 +211,7 @@ static int decode_mount(const kiln__exec_rec_t *r, size_t at,
     }
     s->mounts = v;
     m = memset(&v[s->n_mounts++], 0, sizeof(*m));
-    rc = field_num(r, 0, at, KILN__EXEC_MNT_SECRET, &type, err);
+    rc = field_num(r, 0, at, KILN__EXEC_MNT_SOCKET, &type, err);
     if (rc == 0 && type == 0) {
         rc = kiln__fail(err, KILN_EBADMSG,
                         "spec: record at %zu: mount type 0", at);

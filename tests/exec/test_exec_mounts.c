@@ -594,11 +594,16 @@ static void test_ssh(void **state)
     assert_non_null(getenv("KILN_TEST_UNIX_CLIENT"));
     ex_sh("cp %s %s/bin/unix_client", getenv("KILN_TEST_UNIX_CLIENT"),
           f->rootfs);
+    /* As a user, on a socket made for it: the agent's own (root's, 0755
+     * here) is never shown. */
     ex = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
-                            "test -S \"$SSH_AUTH_SOCK\" && echo hello-agent | "
-                            "unix_client $SSH_AUTH_SOCK > /reply"));
-    kiln_llb_exec_ssh(ex, NULL, NULL, 0, 0, -1, 0);
+                            "test -S \"$SSH_AUTH_SOCK\" && "
+                            "stat -c %a:%u \"$SSH_AUTH_SOCK\" > /tmp/sock && "
+                            "echo hello-agent | "
+                            "unix_client $SSH_AUTH_SOCK > /tmp/reply"));
+    kiln_llb_exec_user(ex, "builder");
+    kiln_llb_exec_ssh(ex, NULL, NULL, 1000, 1000, 0600, 0);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, &o, &r);
     if (r.rc != 0) {
@@ -609,8 +614,10 @@ static void test_ssh(void **state)
     close(a.fd);
     assert_ok(&r);
     assert_string_equal(a.got, "hello-agent\n");
-    assert_true(ex_read_out(f, "reply", buf, sizeof(buf)));
+    assert_true(ex_read_out(f, "tmp/reply", buf, sizeof(buf)));
     assert_string_equal(buf, "agent-reply\n");
+    assert_true(ex_read_out(f, "tmp/sock", buf, sizeof(buf)));
+    assert_string_equal(buf, "600:1000\n");
     assert_false(ex_out_exists(f, "run/buildkit/ssh_agent.0"));
     kiln_definition_free(def);
 }
