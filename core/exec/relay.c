@@ -31,7 +31,8 @@ static struct {
 static size_t n_listeners;
 
 static struct {
-    int a, b; /* the command's connection, the agent's */
+    int a, b;         /* the command's connection, the agent's */
+    bool a_eof, b_eof; /* that side is done sending */
 } pairs[MAX_PAIRS];
 static size_t n_pairs;
 
@@ -71,7 +72,9 @@ static void accept_one(size_t l)
         return;
     }
     pairs[n_pairs].a = c;
-    pairs[n_pairs++].b = a;
+    pairs[n_pairs].b = a;
+    pairs[n_pairs].a_eof = pairs[n_pairs].b_eof = false;
+    n_pairs++;
 }
 
 static void drop_pair(size_t i)
@@ -81,26 +84,31 @@ static void drop_pair(size_t i)
     pairs[i] = pairs[--n_pairs];
 }
 
-/* Copies what `from` has to `to`; false at EOF or an error. */
-static bool pump(int from, int to)
+/* Copies what `from` has to `to`: 1 copied, 0 end of `from` (passed on
+ * as a half close, as ssh-agent clients expect), -1 an error. */
+static int pump(int from, int to)
 {
     char buf[16384];
     ssize_t n = read(from, buf, sizeof(buf));
 
-    if (n <= 0) {
-        return n < 0 && errno == EINTR;
+    if (n == 0) {
+        shutdown(to, SHUT_WR);
+        return 0;
+    }
+    if (n < 0) {
+        return errno == EINTR ? 1 : -1;
     }
     for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(to, buf + off, (size_t)(n - off));
+        ssize_t w = send(to, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) {
             continue;
         }
         if (w <= 0) {
-            return false;
+            return -1;
         }
         off += w;
     }
-    return true;
+    return 1;
 }
 
 int kiln__helper_relay_run(pid_t cmd)
@@ -118,8 +126,11 @@ int kiln__helper_relay_run(pid_t cmd)
                                        .events = POLLIN};
         }
         for (size_t p = 0; p < np; p++) {
-            fds[n++] = (struct pollfd){.fd = pairs[p].a, .events = POLLIN};
-            fds[n++] = (struct pollfd){.fd = pairs[p].b, .events = POLLIN};
+            /* A side that ended is not polled (fd -1 is skipped). */
+            fds[n++] = (struct pollfd){
+                .fd = pairs[p].a_eof ? -1 : pairs[p].a, .events = POLLIN};
+            fds[n++] = (struct pollfd){
+                .fd = pairs[p].b_eof ? -1 : pairs[p].b, .events = POLLIN};
         }
         /* Without a pidfd, poll for the command's end now and then. */
         if (poll(fds, n, pidfd >= 0 ? 1000 : 100) < 0 && errno != EINTR) {
@@ -142,15 +153,17 @@ int kiln__helper_relay_run(pid_t cmd)
         for (size_t p = np; p-- > 0;) {
             struct pollfd *fa = &fds[1 + n_listeners + 2 * p];
             struct pollfd *fb = fa + 1;
-            bool ok = true;
+            int ra = 1, rb = 1;
 
             if (fa->revents & (POLLIN | POLLHUP | POLLERR)) {
-                ok = pump(pairs[p].a, pairs[p].b);
+                ra = pump(pairs[p].a, pairs[p].b);
+                pairs[p].a_eof |= ra == 0;
             }
-            if (ok && (fb->revents & (POLLIN | POLLHUP | POLLERR))) {
-                ok = pump(pairs[p].b, pairs[p].a);
+            if (ra >= 0 && (fb->revents & (POLLIN | POLLHUP | POLLERR))) {
+                rb = pump(pairs[p].b, pairs[p].a);
+                pairs[p].b_eof |= rb == 0;
             }
-            if (!ok) {
+            if (ra < 0 || rb < 0 || (pairs[p].a_eof && pairs[p].b_eof)) {
                 drop_pair(p);
             }
         }

@@ -561,7 +561,7 @@ static void *agent_main(void *arg)
     if (c >= 0) {
         n = read(c, a->got, sizeof(a->got) - 1);
         a->got[n > 0 ? n : 0] = '\0';
-        (void)!write(c, "agent-reply\n", 12);
+        (void)!send(c, "agent-reply\n", 12, MSG_NOSIGNAL);
         close(c);
     }
     return NULL;
