@@ -19,7 +19,7 @@ typedef struct kiln__exec_proc {
     bool cancelled;     /* killed because the build was canceled */
     kiln__buf_t status; /* the helper's status records */
     char tail[KILN__EXEC_TAIL_LINES][KILN__EXEC_TAIL_WIDTH];
-    size_t n_tail;      /* lines seen; tail holds the last 20 */
+    size_t n_tail; /* lines seen; tail holds the last 20 */
 } kiln__exec_proc_t;
 
 /*
@@ -85,8 +85,8 @@ typedef struct kiln__exec_cache {
  * (making a new one if all are taken). Waiting stops with KILN_ECANCELED
  * when `cancelled` says so. Release with kiln__exec_cache_release().
  */
-int kiln__exec_cache_acquire(kiln__store_t *store, const char *id,
-                             int sharing, bool (*cancelled)(void *), void *ud,
+int kiln__exec_cache_acquire(kiln__store_t *store, const char *id, int sharing,
+                             bool (*cancelled)(void *), void *ud,
                              kiln__exec_cache_t *c, kiln_error_t *err);
 void kiln__exec_cache_release(kiln__store_t *store, const char *id,
                               kiln__exec_cache_t *c);

@@ -229,8 +229,8 @@ static bool env_has(char **env, const char *key)
 }
 
 /* The command's process: becomes the user and execs. Never returns. */
-static void exec_command(const kiln__exec_spec_t *s,
-                         const kiln__exec_user_t *u, const char *cwd)
+static void exec_command(const kiln__exec_spec_t *s, const kiln__exec_user_t *u,
+                         const char *cwd)
 {
     char home[300];
     char **env = calloc(s->n_env + 3, sizeof(*env));
@@ -260,9 +260,9 @@ static void exec_command(const kiln__exec_spec_t *s,
         _exit(127);
     }
     if (setgid(u->gid) < 0 || setuid(u->uid) < 0) {
-        kiln__helper_status(KILN__EXEC_ST_START,
-                            "cannot become user %u:%u: %s", (unsigned)u->uid,
-                            (unsigned)u->gid, strerror(errno));
+        kiln__helper_status(KILN__EXEC_ST_START, "cannot become user %u:%u: %s",
+                            (unsigned)u->uid, (unsigned)u->gid,
+                            strerror(errno));
         _exit(127);
     }
     if (chdir(cwd) < 0) {
@@ -381,10 +381,9 @@ int main(int argc, char **argv)
         flags |= CLONE_NEWUSER;
     }
     if (unshare(flags) < 0 || (rootless && map_ids(uid, gid) < 0)) {
-        kiln__helper_status(KILN__EXEC_ST_NONS,
-                            "cannot create the build's namespaces%s: %s",
-                            rootless ? " (as a user: user namespaces)" : "",
-                            strerror(errno));
+        kiln__helper_status(
+            KILN__EXEC_ST_NONS, "cannot create the build's namespaces%s: %s",
+            rootless ? " (as a user: user namespaces)" : "", strerror(errno));
         kiln__exec_spec_clear(&s);
         _exit(KILN__EXEC_EXIT_SETUP);
     }

@@ -25,12 +25,12 @@
 
 /* Status tags, helper -> kiln. */
 enum kiln__exec_status {
-    KILN__EXEC_ST_ERROR = 'E',   /* [message]: setting up failed */
-    KILN__EXEC_ST_NOOVL = 'O',   /* [message]: overlayfs refused */
-    KILN__EXEC_ST_NONS = 'n',    /* [message]: namespaces refused */
-    KILN__EXEC_ST_STUB = 'S',    /* [path, "1" if removable parent]: made */
-    KILN__EXEC_ST_START = 'X',   /* [message]: the command did not start */
-    KILN__EXEC_ST_WARN = 'W',    /* [message] */
+    KILN__EXEC_ST_ERROR = 'E', /* [message]: setting up failed */
+    KILN__EXEC_ST_NOOVL = 'O', /* [message]: overlayfs refused */
+    KILN__EXEC_ST_NONS = 'n',  /* [message]: namespaces refused */
+    KILN__EXEC_ST_STUB = 'S',  /* [path, "1" if removable parent]: made */
+    KILN__EXEC_ST_START = 'X', /* [message]: the command did not start */
+    KILN__EXEC_ST_WARN = 'W',  /* [message] */
 };
 
 /* Exit status of the helper when it failed before the command ran. */

@@ -225,8 +225,7 @@ static int prep_secret(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
     return 0;
 }
 
-static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
-                    kiln_error_t *err)
+static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, kiln_error_t *err)
 {
     const Pb__SSHOpt *o = m->pm->sshopt;
     const char *id = o != NULL && o->id != NULL && o->id[0] ? o->id : "default";
@@ -254,8 +253,7 @@ static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
     return 0;
 }
 
-static int prep_one(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
-                    kiln_error_t *err)
+static int prep_one(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, kiln_error_t *err)
 {
     const Pb__Mount *pm = m->pm;
     const kiln_fileop_env_t *f = c->env->fenv;
@@ -401,8 +399,8 @@ static int collect_one(kiln__exec_ctx_t *c, size_t i, kiln_error_t *err)
     }
     switch (m->kind) {
     case MNT_OVERLAY:
-        rc = kiln__exec_upper_to_layer(m->upper, m->view, mine, k,
-                                       m->pm->dest, &m->empty, err);
+        rc = kiln__exec_upper_to_layer(m->upper, m->view, mine, k, m->pm->dest,
+                                       &m->empty, err);
         break;
     case MNT_COPY:
         rc = kiln__exec_remove_stubs(m->full, mine, k, m->pm->dest, err);

@@ -31,7 +31,7 @@ static struct {
 static size_t n_listeners;
 
 static struct {
-    int a, b;         /* the command's connection, the agent's */
+    int a, b;          /* the command's connection, the agent's */
     bool a_eof, b_eof; /* that side is done sending */
 } pairs[MAX_PAIRS];
 static size_t n_pairs;
@@ -122,15 +122,15 @@ int kiln__helper_relay_run(pid_t cmd)
 
         fds[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
         for (size_t l = 0; l < n_listeners; l++) {
-            fds[n++] = (struct pollfd){.fd = listeners[l].listen_fd,
-                                       .events = POLLIN};
+            fds[n++] =
+                (struct pollfd){.fd = listeners[l].listen_fd, .events = POLLIN};
         }
         for (size_t p = 0; p < np; p++) {
             /* A side that ended is not polled (fd -1 is skipped). */
-            fds[n++] = (struct pollfd){
-                .fd = pairs[p].a_eof ? -1 : pairs[p].a, .events = POLLIN};
-            fds[n++] = (struct pollfd){
-                .fd = pairs[p].b_eof ? -1 : pairs[p].b, .events = POLLIN};
+            fds[n++] = (struct pollfd){.fd = pairs[p].a_eof ? -1 : pairs[p].a,
+                                       .events = POLLIN};
+            fds[n++] = (struct pollfd){.fd = pairs[p].b_eof ? -1 : pairs[p].b,
+                                       .events = POLLIN};
         }
         /* Without a pidfd, poll for the command's end now and then. */
         if (poll(fds, n, pidfd >= 0 ? 1000 : 100) < 0 && errno != EINTR) {

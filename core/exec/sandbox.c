@@ -117,7 +117,8 @@ static int target(struct ctx *c, const char *dest, bool dir, bool parents,
                                   O_PATH | O_DIRECTORY);
             *slash = '/';
             if (parent < 0) {
-                return fail(errno, "mount destination %s: parent of %s", dest, path);
+                return fail(errno, "mount destination %s: parent of %s", dest,
+                            path);
             }
             if (leaf && !dir) {
                 f = openat(parent, slash + 1,
@@ -169,8 +170,8 @@ static int make_readonly(int fd, const char *dest)
 
 /* An O_PATH descriptor of host path `src`, or of `selector` inside it
  * (resolved as if `src` were the root); *dir says whether it is one. */
-static int open_source(const char *src, const char *selector,
-                       const char *dest, int *fd, bool *dir)
+static int open_source(const char *src, const char *selector, const char *dest,
+                       int *fd, bool *dir)
 {
     int sfd = open(src, O_PATH | O_CLOEXEC);
     struct stat st;
@@ -211,9 +212,9 @@ static int attach(int sfd, int tfd, bool readonly, const char *dest)
     if (readonly) {
         rc = make_readonly(tree, dest);
     }
-    if (rc == 0 && move_mount(tree, "", tfd, "",
-                              MOVE_MOUNT_F_EMPTY_PATH |
-                                  MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+    if (rc == 0 &&
+        move_mount(tree, "", tfd, "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
         rc = fail(errno, "bind mount at %s", dest);
     }
     close(tree);
@@ -290,8 +291,8 @@ static int overlay_fsconfig(const kiln__exec_mount_t *m, const char *dir,
             goto out;
         }
     }
-    if ((rootless && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) <
-                         0) ||
+    if ((rootless &&
+         fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) ||
         fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
         goto out;
     }
@@ -518,8 +519,8 @@ static int make_dev(struct ctx *c)
     static const char *const devs[] = {"null",   "zero",    "full",
                                        "random", "urandom", "tty"};
     static const char *const links[][2] = {
-        {"ptmx", "pts/ptmx"},        {"fd", "/proc/self/fd"},
-        {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+        {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
+        {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
         {"stderr", "/proc/self/fd/2"},
     };
     char dev[PATH_MAX + 16], p[PATH_MAX + 32];
@@ -616,8 +617,7 @@ static int mount_root(struct ctx *c)
 
 static int pivot(struct ctx *c)
 {
-    if (c->s->mounts[0].readonly &&
-        make_readonly(c->rootfd, "/") < 0) {
+    if (c->s->mounts[0].readonly && make_readonly(c->rootfd, "/") < 0) {
         return -1;
     }
     if (chdir(c->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
@@ -659,8 +659,8 @@ int kiln__helper_mounts(const kiln__exec_spec_t *s, const char *staging,
         make_dev(&c) < 0) {
         return -1;
     }
-    if ((s->hosts != NULL && gen_file(&c, "/etc/hosts", "hosts", s->hosts) <
-                                 0) ||
+    if ((s->hosts != NULL &&
+         gen_file(&c, "/etc/hosts", "hosts", s->hosts) < 0) ||
         (s->resolv != NULL &&
          gen_file(&c, "/etc/resolv.conf", "resolv.conf", s->resolv) < 0)) {
         return -1;

@@ -61,8 +61,7 @@ const char *kiln__exec_helper_path(void)
     }
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = '\0';
-    if (n > 0 && strncmp(exe, KILN_BUILD_ROOT, root) == 0 &&
-        exe[root] == '/') {
+    if (n > 0 && strncmp(exe, KILN_BUILD_ROOT, root) == 0 && exe[root] == '/') {
         snprintf(path, sizeof(path), "%s/core/exec/kiln-run", KILN_BUILD_ROOT);
         return path;
     }
@@ -72,7 +71,8 @@ const char *kiln__exec_helper_path(void)
 static void add_tail(kiln__exec_proc_t *p, const uint8_t *line, size_t len)
 {
     char *slot = p->tail[p->n_tail % KILN__EXEC_TAIL_LINES];
-    size_t n = len < KILN__EXEC_TAIL_WIDTH - 1 ? len : KILN__EXEC_TAIL_WIDTH - 1;
+    size_t n =
+        len < KILN__EXEC_TAIL_WIDTH - 1 ? len : KILN__EXEC_TAIL_WIDTH - 1;
 
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
         n--;

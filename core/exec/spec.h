@@ -51,8 +51,9 @@ enum kiln__exec_mount_type {
 /*
  * One mount, in order: the root ("/") first. Fields by type:
  * OVERLAY src (lowerdirs), upper, work, selector; BIND src, selector;
- * TMPFS size; SECRET data, uid, gid, mode; SOCKET src, uid, gid, mode. `selector` (a path inside the
- * mounted tree, "" for all) is what appears at dest.
+ * TMPFS size; SECRET data, uid, gid, mode; SOCKET src, uid, gid, mode.
+ * `selector` (a path inside the mounted tree, "" for all) is what appears at
+ * dest.
  */
 typedef struct kiln__exec_mount {
     int type;

@@ -54,18 +54,16 @@ int kiln__store_cachemount_dir(kiln__store_t *s, const char *id, char **dir,
 
         kiln__random_hex(rnd, 16);
         snprintf(part, sizeof(part), "%s/.id-%s", hex, rnd);
-        idfd = openat(fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+        idfd = openat(fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (idfd < 0 || write(idfd, id, strlen(id)) != (ssize_t)strlen(id) ||
             close(idfd) < 0 ||
             (renameat(fd, part, fd, tmp) < 0 && errno != ENOENT)) {
-            rc = kiln__fail(err, -errno, "%s/%s/%s: %s", s->root, CM_DIR,
-                            tmp, strerror(errno));
+            rc = kiln__fail(err, -errno, "%s/%s/%s: %s", s->root, CM_DIR, tmp,
+                            strerror(errno));
         }
     }
     close(fd);
-    if (rc == 0 &&
-        asprintf(dir, "%s/%s/%s", s->root, CM_DIR, hex) < 0) {
+    if (rc == 0 && asprintf(dir, "%s/%s/%s", s->root, CM_DIR, hex) < 0) {
         rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     return rc;
@@ -94,8 +92,8 @@ static int scan_one(kiln__store_t *s, int fd, const char *hex,
         close(idfd);
     }
     if (fstat(d, &st) == 0) {
-        c->created_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 +
-                        st.st_ctim.tv_nsec;
+        c->created_ns =
+            (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
     dir = fdopendir(d);
     while (dir != NULL && (e = readdir(dir)) != NULL) {
@@ -118,8 +116,8 @@ static int scan_one(kiln__store_t *s, int fd, const char *hex,
             !S_ISDIR(st.st_mode)) {
             continue;
         }
-        int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                    st.st_mtim.tv_nsec;
+        int64_t m =
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         if (m > c->last_used_ns) {
             c->last_used_ns = m;
         }

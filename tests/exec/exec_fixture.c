@@ -186,8 +186,7 @@ void ex_solve(const ex_fixture_t *f, const kiln_definition_t *def,
     pthread_mutex_destroy(&r->mu);
 }
 
-bool ex_read_out(const ex_fixture_t *f, const char *rel, char *buf,
-                 size_t size)
+bool ex_read_out(const ex_fixture_t *f, const char *rel, char *buf, size_t size)
 {
     char path[512];
     FILE *fp;

@@ -109,8 +109,7 @@ static void test_writes_file(void **state)
     char buf[256];
 
     NEED_NAMESPACES();
-    def = sh_def("echo hello > /hello && echo out && echo err >&2", NULL,
-                 NULL);
+    def = sh_def("echo hello > /hello && echo out && echo err >&2", NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_true(ex_read_out(f, "hello", buf, sizeof(buf)));

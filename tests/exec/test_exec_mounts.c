@@ -181,11 +181,10 @@ static void test_tmpfs_and_stubs(void **state)
     char buf[256];
 
     NEED_NAMESPACES();
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c",
-                            "echo t > /new/deep/tmp/f && "
-                            "grep ' /new/deep/tmp ' /proc/mounts | "
-                            "cut -d' ' -f3 > /fstype && touch /kept"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c",
+                                    "echo t > /new/deep/tmp/f && "
+                                    "grep ' /new/deep/tmp ' /proc/mounts | "
+                                    "cut -d' ' -f3 > /fstype && touch /kept"));
     kiln_llb_exec_tmpfs(ex, "/new/deep/tmp", 1 << 20);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, NULL, &r);
@@ -291,8 +290,8 @@ static void test_cache_persists(void **state)
     char buf[64];
 
     NEED_NAMESPACES();
-    d1 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count",
-                   "c1", KILN_LLB_CACHE_SHARED);
+    d1 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count", "c1",
+                   KILN_LLB_CACHE_SHARED);
     d2 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count #2",
                    "c1", KILN_LLB_CACHE_SHARED);
     ex_solve(f, d1, NULL, &r);
@@ -473,11 +472,10 @@ static void test_secrets(void **state)
     setenv("KILN_TEST_SECRET_VAR", SECRET "-env", 1);
     /* The command compares digests: the secret itself is nowhere in the
      * definition. */
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c",
-                            "md5sum < /run/secrets/tok > /sums; "
-                            "printf %s \"$TOK2\" | md5sum >> /sums; "
-                            "stat -c %a:%u /run/secrets/tok >> /sums"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c",
+                                    "md5sum < /run/secrets/tok > /sums; "
+                                    "printf %s \"$TOK2\" | md5sum >> /sums; "
+                                    "stat -c %a:%u /run/secrets/tok >> /sums"));
     kiln_llb_exec_secret(ex, "tok", "/run/secrets/tok", 1000, 1000, 0440, 0);
     kiln_llb_exec_secret_env(ex, "tok2", "TOK2", 0);
     def = finish(b, kiln_llb_exec_root(ex));
@@ -532,8 +530,7 @@ static void test_secrets(void **state)
     assert_non_null(strstr(r.err.message, "secret 'missing' was not given"));
     kiln_definition_free(def);
     b = ex_builder(&rootfs);
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c", "test ! -e /run/secrets/m"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c", "test ! -e /run/secrets/m"));
     kiln_llb_exec_secret(ex, "missing", "/run/secrets/m", 0, 0, -1,
                          KILN_LLB_OPTIONAL);
     def = finish(b, kiln_llb_exec_root(ex));
@@ -661,8 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scratch_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_input_selector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writable_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tmpfs_and_stubs, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tmpfs_and_stubs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_persists, setup, teardown),
