@@ -196,6 +196,20 @@ static void test_exit_code(void **state)
     assert_non_null(strstr(r.err.message, "/no/such/cmd"));
     kiln_definition_free(def);
 
+    /* INSECURE is refused before anything runs. */
+    {
+        kiln_llb_exec_t *ex;
+        kiln_llb_t *b;
+
+        sh_def("touch /x", &ex, &b);
+        kiln_llb_exec_security(ex, KILN_LLB_SECURITY_INSECURE);
+        def = finish(b, kiln_llb_exec_root(ex));
+    }
+    ex_solve(f, def, NULL, &r);
+    assert_int_equal(r.rc, KILN_EINVAL);
+    assert_non_null(strstr(r.err.message, "security mode INSECURE"));
+    kiln_definition_free(def);
+
     /* Valid exit codes: 3 is success here. */
     {
         kiln_llb_exec_t *ex;
