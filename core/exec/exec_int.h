@@ -39,6 +39,15 @@ void kiln__exec_tail(const kiln__exec_proc_t *p, char *buf, size_t size);
  * change. Errors read as true (the caller then flattens, which is safe). */
 bool kiln__exec_layer_has_whiteouts(const char *dir);
 
+/*
+ * The directory overlayfs should get for layer `dir` (into out): the layer
+ * itself, or for a layer with whiteouts its twin in the store's tmp area
+ * (lower.c; made once, then reused). KILN_ENOTSUP without root (no twin
+ * can be made: flatten instead), or an error making it.
+ */
+int kiln__exec_lower_dir(kiln__store_t *store, const char *dir, char *out,
+                         size_t size);
+
 /* A stub the helper made: container path, and whether it is a parent
  * directory that may go too. */
 typedef struct kiln__exec_stub {

@@ -42,48 +42,49 @@ static char *dup_or_empty(const char *s)
     return strdup(s != NULL ? s : "");
 }
 
-/* The input layers, top first, joined by newlines; a stack overlayfs
- * would misread (whiteout files) or an empty one is flattened first. */
+/* The input layers, top first, joined by newlines. A layer with whiteout
+ * files goes in as its overlay twin (root), else the whole stack is
+ * flattened first; so is an empty one (overlayfs wants a lower dir). */
 static int lowers(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, char **out,
                   size_t *count, kiln_error_t *err)
 {
     size_t depth = kiln__snap_view_depth(m->view);
     bool flat = depth == 0;
     kiln__buf_t b = KILN_BUF_INIT;
+    char dir[4096];
     int rc;
 
-    for (size_t i = 0; !flat && i < depth; i++) {
+    for (size_t i = depth; !flat && i-- > 0;) {
         const char *l = kiln__snap_view_layer(m->view, i);
-        flat = strchr(l, '\n') != NULL || kiln__exec_layer_has_whiteouts(l);
-    }
-    if (flat) {
-        char dir[4096];
 
-        rc = kiln__exec_tmpdir(c, dir, err);
-        if (rc == 0) {
-            rc = kiln__snap_materialize(m->view, dir, true, err);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-        *count = 1;
-        return (*out = strdup(dir)) != NULL
-                   ? 0
-                   : kiln__fail(err, KILN_ENOMEM, "out of memory");
-    }
-    for (size_t i = depth; i-- > 0;) {
-        kiln__buf_puts(&b, kiln__snap_view_layer(m->view, i));
-        if (i > 0) {
-            kiln__buf_putc(&b, '\n');
+        flat = strchr(l, '\n') != NULL ||
+               kiln__exec_lower_dir(c->env->store, l, dir, sizeof(dir)) < 0 ||
+               strchr(dir, '\n') != NULL;
+        if (!flat) {
+            kiln__buf_puts(&b, dir);
+            kiln__buf_putc(&b, i > 0 ? '\n' : '\0');
         }
     }
-    if (!kiln__buf_ok(&b)) {
-        kiln__buf_free(&b);
+    if (!flat && kiln__buf_ok(&b)) {
+        *count = depth;
+        *out = (char *)b.data;
+        return 0;
+    }
+    kiln__buf_free(&b);
+    if (!flat) {
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
-    *count = depth;
-    *out = (char *)b.data;
-    return 0;
+    rc = kiln__exec_tmpdir(c, dir, err);
+    if (rc == 0) {
+        rc = kiln__snap_materialize(m->view, dir, true, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    *count = 1;
+    return (*out = strdup(dir)) != NULL
+               ? 0
+               : kiln__fail(err, KILN_ENOMEM, "out of memory");
 }
 
 /* A bind mount with an input: an overlay, a read-only layer, or a copy. */

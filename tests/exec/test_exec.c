@@ -138,14 +138,15 @@ static void test_deletes(void **state)
     ex_fixture_t *f = *state;
     kiln_llb_state_t *rootfs;
     kiln_llb_t *b = ex_builder(&rootfs);
-    kiln_llb_exec_t *e1, *e2;
+    kiln_llb_exec_t *e1, *e2, *e3;
     kiln_definition_t *def;
     ex_result_t r = {0};
     char buf[64];
 
     NEED_NAMESPACES();
     /* Removals become whiteouts, a re-made directory an opaque one; the
-     * next exec sees them through its own overlay. */
+     * next execs see them through their own overlays (as root: the
+     * layer's overlay twin), also when they change that directory. */
     e1 = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
                             "rm /etc/gone && rm -r /data && mkdir /data && "
@@ -154,12 +155,18 @@ static void test_deletes(void **state)
                        ARGV("sh", "-c",
                             "test ! -e /etc/gone && test ! -e /data/a && "
                             "test -f /data/n && ls /data > /listing"));
-    def = finish(b, kiln_llb_exec_root(e2));
+    e3 = kiln_llb_exec(kiln_llb_exec_root(e2),
+                       ARGV("sh", "-c",
+                            "echo x > /data/x && test ! -e /data/a && "
+                            "ls /data > /listing3"));
+    def = finish(b, kiln_llb_exec_root(e3));
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_false(ex_out_exists(f, "etc/gone"));
     assert_false(ex_out_exists(f, "data/a"));
     assert_false(ex_out_exists(f, "data/sub"));
+    assert_true(ex_read_out(f, "listing3", buf, sizeof(buf)));
+    assert_string_equal(buf, "n\nx\n");
     assert_true(ex_read_out(f, "listing", buf, sizeof(buf)));
     assert_string_equal(buf, "n\n");
     assert_true(ex_out_exists(f, "etc/passwd"));
@@ -552,8 +559,20 @@ static int rootless_child(const char *base)
         fprintf(stderr, "# rootless: %s\n", why);
         return 4;
     }
-    def = sh_def("id -u > /whoami; echo made > /tmp/made; rm /etc/gone", NULL,
-                 NULL);
+    {
+        kiln_llb_state_t *rootfs;
+        kiln_llb_t *b = ex_builder(&rootfs);
+        kiln_llb_exec_t *e1 = kiln_llb_exec(
+            rootfs, ARGV("sh", "-c", "echo made > /tmp/made; rm /etc/gone"));
+        /* A layer with whiteouts below: without root the stack is
+         * flattened for the overlay. */
+        kiln_llb_exec_t *e2 = kiln_llb_exec(
+            kiln_llb_exec_root(e1), ARGV("sh", "-c",
+                                         "test ! -e /etc/gone && id -u > "
+                                         "/whoami"));
+
+        def = finish(b, kiln_llb_exec_root(e2));
+    }
     ex_solve(&mine, def, NULL, &r);
     kiln_definition_free(def);
     if (r.rc != 0) {
