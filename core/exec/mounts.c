@@ -49,7 +49,11 @@ static int lowers(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, char **out,
                   size_t *count, kiln_error_t *err)
 {
     size_t depth = kiln__snap_view_depth(m->view);
-    bool flat = depth == 0;
+    /* One layer may be bound as it is, which a twin cannot: its devices
+     * would show. */
+    bool flat =
+        depth == 0 || (depth == 1 && kiln__exec_layer_has_whiteouts(
+                                         kiln__snap_view_layer(m->view, 0)));
     kiln__buf_t b = KILN_BUF_INIT;
     char dir[4096];
     int rc;
