@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -491,6 +492,40 @@ static void test_cancel(void **state)
     kiln_definition_free(def);
 }
 
+/* ---- the solve options ---- */
+
+/* A caller built before secret_envs and ssh existed passes the shorter
+ * struct; it still builds, the new fields read as unset. */
+static void test_older_options(void **state)
+{
+    ex_fixture_t *f = *state;
+    kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
+    kiln_solve_options_t so = KILN_SOLVE_OPTIONS_INIT;
+    kiln_definition_t *def;
+    kiln_engine_t *e = NULL;
+    kiln_error_t err = {0};
+    char local[160];
+    const char *locals[] = {local, NULL};
+
+    NEED_NAMESPACES();
+    def = sh_def("echo ok > /ok", NULL, NULL);
+    snprintf(local, sizeof(local), "rootfs=%s", f->rootfs);
+    eo.root = f->root;
+    assert_int_equal(kiln_engine_new(&eo, &err, &e), 0);
+    so.size = (uint32_t)offsetof(kiln_solve_options_t, secret_envs);
+    so.definition = def;
+    so.locals = locals;
+    so.secret_envs = (const char *const[]){"x=KILN_NO_SUCH_VARIABLE", NULL};
+    if (kiln_solve(e, &so, &err) != 0) {
+        fail_msg("solve: %s", err.message);
+    }
+    so.size = 8;
+    assert_int_equal(kiln_solve(e, &so, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.message, "KILN_SOLVE_OPTIONS_INIT"));
+    kiln_engine_free(e);
+    kiln_definition_free(def);
+}
+
 /* ---- rootless ---- */
 
 /* As `nobody`, with a store and rootfs of its own: the command is root of
@@ -597,6 +632,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rootless, setup, teardown),
     };
 
