@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -369,6 +370,14 @@ int main(int argc, char **argv)
         _exit(2);
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Whatever else kiln's process had open (an embedder's descriptors
+     * without O_CLOEXEC) must not reach the command: it could see the
+     * host through them. */
+    if (syscall(SYS_close_range, KILN__EXEC_FD + 1, ~0U, 0) < 0) {
+        for (int fd = KILN__EXEC_FD + 1; fd < 65536; fd++) {
+            close(fd);
+        }
+    }
     fcntl(KILN__EXEC_FD, F_SETFD, FD_CLOEXEC);
     umask(022); /* as runc gives a container, whatever kiln's is */
     if (read_spec(&s) < 0) {

@@ -324,18 +324,33 @@ static void test_host_invisible(void **state)
     kiln_definition_t *def;
     ex_result_t r = {0};
     char script[512], marker[160], buf[512];
+    int leaked;
 
     NEED_NAMESPACES();
     snprintf(marker, sizeof(marker), "%s/host-only-marker", f->base);
     ex_sh("echo x > %s", marker);
+    /* A descriptor of this process without O_CLOEXEC, onto the host: it
+     * must not reach the command. */
+    leaked = open(f->base, O_RDONLY | O_DIRECTORY);
+    assert_true(leaked > 2);
+    {
+        /* Above the helper's own descriptors. */
+        int high = fcntl(leaked, F_DUPFD, 40);
+
+        close(leaked);
+        leaked = high;
+    }
+    assert_true(leaked >= 40);
     snprintf(script, sizeof(script),
-             "test ! -e %s && test ! -e %s && ls / > /tmp/listing", marker,
-             f->rootfs);
+             "test ! -e %s && test ! -e %s && test ! -e /proc/self/fd/%d && "
+             "ls / > /tmp/listing",
+             marker, f->rootfs, leaked);
     def = sh_def(script, NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_true(ex_read_out(f, "tmp/listing", buf, sizeof(buf)));
     assert_string_equal(buf, "bin\ndata\ndev\netc\nhome\nproc\nrun\ntmp\n");
+    close(leaked);
     kiln_definition_free(def);
 }
 
