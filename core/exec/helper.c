@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -229,6 +230,48 @@ static bool env_has(char **env, const char *key)
     return false;
 }
 
+/* The capabilities a build step keeps, as BuildKit's (and Docker's)
+ * default sandbox: no CAP_SYS_ADMIN, so nothing can be mounted or
+ * remounted from inside, no module loading, no raw devices. */
+static const int kept_caps[] = {
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE,
+};
+
+static int last_cap(void)
+{
+    char *text = slurp("/proc/sys/kernel/cap_last_cap");
+    int last = text != NULL ? atoi(text) : CAP_LAST_CAP;
+
+    free(text);
+    return last > 0 && last < 64 ? last : CAP_LAST_CAP;
+}
+
+/* Drops every other capability from the bounding set, then from the
+ * effective, permitted and inheritable sets (for root; setuid() to a
+ * user clears them anyway). */
+static int drop_caps(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2] = {{0}};
+    uint64_t keep = 0;
+
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(kept_caps); i++) {
+        keep |= 1ull << kept_caps[i];
+    }
+    for (int cap = 0, last = last_cap(); cap <= last; cap++) {
+        if (!(keep & (1ull << cap)) &&
+            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+            return -1;
+        }
+    }
+    d[0].effective = d[0].permitted = d[0].inheritable = (uint32_t)keep;
+    d[1].effective = d[1].permitted = d[1].inheritable = (uint32_t)(keep >> 32);
+    return (int)syscall(SYS_capset, &h, d);
+}
+
 /* The command's process: becomes the user and execs. Never returns. */
 static void exec_command(const kiln__exec_spec_t *s, const kiln__exec_user_t *u,
                          const char *cwd)
@@ -255,6 +298,12 @@ static void exec_command(const kiln__exec_spec_t *s, const kiln__exec_user_t *u,
     if (set_ulimits(s) < 0) {
         _exit(127);
     }
+    /* Before the user change, which needs CAP_SETUID (kept). */
+    if (drop_caps() < 0) {
+        kiln__helper_status(KILN__EXEC_ST_START, "dropping capabilities: %s",
+                            strerror(errno));
+        _exit(127);
+    }
     if (setgroups(u->n_groups, u->groups) < 0 && errno != EPERM) {
         kiln__helper_status(KILN__EXEC_ST_START, "setgroups: %s",
                             strerror(errno));
@@ -271,6 +320,7 @@ static void exec_command(const kiln__exec_spec_t *s, const kiln__exec_user_t *u,
                             cwd, strerror(errno));
         _exit(127);
     }
+
     signal(SIGPIPE, SIG_DFL);
     environ = env;
     execvp(s->args[0], s->args);

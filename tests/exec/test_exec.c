@@ -295,12 +295,18 @@ static void test_pid_namespace(void **state)
     char buf[512];
 
     NEED_NAMESPACES();
-    def = sh_def("echo $PPID > /ppid; ls /proc | grep -c '^[0-9]*$' > /procs; "
+    def = sh_def("grep CapEff /proc/self/status > /caps; "
+                 "! mount -t tmpfs none /tmp 2>/dev/null; "
+                 "echo $PPID > /ppid; ls /proc | grep -c '^[0-9]*$' > /procs; "
                  "tr '\\0' ' ' < /proc/1/cmdline > /init; hostname > /host; "
                  "cat /etc/hosts > /hosts",
                  NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
+    /* The default sandbox's capabilities (BuildKit's, Docker's): no
+     * CAP_SYS_ADMIN, so the command cannot mount. */
+    assert_true(ex_read_out(f, "caps", buf, sizeof(buf)));
+    assert_string_equal(buf, "CapEff:\t00000000a80425fb\n");
     /* The build's init is pid 1, the command its child. */
     assert_true(ex_read_out(f, "ppid", buf, sizeof(buf)));
     assert_string_equal(buf, "1\n");
