@@ -512,8 +512,79 @@ static int sys_mount(struct ctx *c, const char *dest, bool dir,
     return rc;
 }
 
+/* What Docker and BuildKit protect in /proc: made read-only, or hidden
+ * (files behind /dev/null, directories behind an empty read-only tmpfs),
+ * so that root in a step cannot reach the host kernel's knobs (sysrq,
+ * sysctls) or memory. Paths this kernel lacks are skipped. */
+static const char *const proc_readonly[] = {
+    "bus", "fs", "irq", "sys", "sysrq-trigger",
+};
+static const char *const proc_masked[] = {
+    "acpi",        "asound", "kcore",      "keys",        "latency_stats",
+    "sched_debug", "scsi",   "timer_list", "timer_stats",
+};
+
+/* An O_PATH descriptor of `path` in the new root (never followed out of
+ * it) and its /proc/self/fd name. */
+static int in_root(struct ctx *c, const char *path, char name[64])
+{
+    int fd = open_in_root(c->rootfd, path, O_PATH);
+
+    if (fd >= 0) {
+        fd_path(fd, name);
+    }
+    return fd;
+}
+
+static int protect_proc(struct ctx *c)
+{
+    char p[64], name[64];
+    struct stat st;
+
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(proc_readonly); i++) {
+        int fd, tree;
+
+        snprintf(p, sizeof(p), "/proc/%s", proc_readonly[i]);
+        if ((fd = in_root(c, p, name)) < 0) {
+            continue; /* not in this kernel */
+        }
+        tree = open_tree(fd, "",
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0 || make_readonly(tree, p) < 0 ||
+            move_mount(tree, "", fd, "",
+                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+            int e = errno;
+            if (tree >= 0) {
+                close(tree);
+            }
+            close(fd);
+            return fail(e, "read-only %s", p);
+        }
+        close(tree);
+        close(fd);
+    }
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(proc_masked); i++) {
+        int fd, rc;
+
+        snprintf(p, sizeof(p), "/proc/%s", proc_masked[i]);
+        if ((fd = in_root(c, p, name)) < 0) {
+            continue;
+        }
+        rc = fstat(fd, &st) < 0 ? -1
+             : S_ISDIR(st.st_mode)
+                 ? mount("tmpfs", name, "tmpfs", MS_RDONLY, "size=0")
+                 : mount("/dev/null", name, NULL, MS_BIND, NULL);
+        close(fd);
+        if (rc < 0) {
+            return fail(errno, "hiding %s", p);
+        }
+    }
+    return 0;
+}
+
 /* A minimal /dev: a tmpfs with the host's harmless devices bound in
- * (binding works in a user namespace, where mknod does not). */
+ * (binding works in a user namespace, where mknod does not). Everything
+ * is made relative to the tmpfs's descriptor, never by a host path. */
 static int make_dev(struct ctx *c)
 {
     static const char *const devs[] = {"null",   "zero",    "full",
@@ -523,47 +594,88 @@ static int make_dev(struct ctx *c)
         {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
         {"stderr", "/proc/self/fd/2"},
     };
-    char dev[PATH_MAX + 16], p[PATH_MAX + 32];
-    int tfd;
+    char name[64];
+    int tfd, d, f;
 
     if (target(c, "/dev", true, true, &tfd) < 0) {
         return -1;
     }
-    close(tfd);
-    snprintf(dev, sizeof(dev), "%s/dev", c->root);
-    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC,
+    fd_path(tfd, name);
+    if (mount("tmpfs", name, "tmpfs", MS_NOSUID | MS_NOEXEC,
               "mode=755,size=65536k") < 0) {
+        close(tfd);
         return fail(errno, "tmpfs at %s", "/dev");
+    }
+    close(tfd);
+    d = open_in_root(c->rootfd, "/dev", O_RDONLY | O_DIRECTORY);
+    if (d < 0) {
+        return fail(errno, "%s", "/dev");
     }
     for (size_t i = 0; i < KILN_ARRAY_SIZE(devs); i++) {
         char host[32];
 
-        snprintf(p, sizeof(p), "%s/%s", dev, devs[i]);
         snprintf(host, sizeof(host), "/dev/%s", devs[i]);
-        if (write_text(p, "", 0, 0666) < 0 ||
-            mount(host, p, NULL, MS_BIND, NULL) < 0) {
-            return fail(errno, "binding %s into /dev", host);
+        f = openat(d, devs[i], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+        if (f >= 0) {
+            close(f);
+            f = openat(d, devs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
         }
+        if (f >= 0) {
+            fd_path(f, name);
+        }
+        if (f < 0 || mount(host, name, NULL, MS_BIND, NULL) < 0) {
+            int e = errno;
+            if (f >= 0) {
+                close(f);
+            }
+            close(d);
+            return fail(e, "binding %s into /dev", host);
+        }
+        close(f);
     }
-    snprintf(p, sizeof(p), "%s/pts", dev);
-    if (mkdir(p, 0755) < 0 ||
-        mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+    if (mkdirat(d, "pts", 0755) < 0 || mkdirat(d, "shm", 01777) < 0) {
+        int e = errno;
+        close(d);
+        return fail(e, "%s", "/dev/pts, /dev/shm");
+    }
+    f = openat(d, "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (f >= 0) {
+        fd_path(f, name);
+    }
+    if (f < 0 ||
+        mount("devpts", name, "devpts", MS_NOSUID | MS_NOEXEC,
               c->rootless ? "newinstance,ptmxmode=0666,mode=0620"
                           : "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0) {
-        return fail(errno, "devpts at %s", "/dev/pts");
+        int e = errno;
+        if (f >= 0) {
+            close(f);
+        }
+        close(d);
+        return fail(e, "devpts at %s", "/dev/pts");
     }
-    snprintf(p, sizeof(p), "%s/shm", dev);
-    if (mkdir(p, 01777) < 0 ||
-        mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=1777,size=65536k") < 0) {
-        return fail(errno, "tmpfs at %s", "/dev/shm");
+    close(f);
+    f = openat(d, "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (f >= 0) {
+        fd_path(f, name);
     }
+    if (f < 0 || mount("shm", name, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "mode=1777,size=65536k") < 0) {
+        int e = errno;
+        if (f >= 0) {
+            close(f);
+        }
+        close(d);
+        return fail(e, "tmpfs at %s", "/dev/shm");
+    }
+    close(f);
     for (size_t i = 0; i < KILN_ARRAY_SIZE(links); i++) {
-        snprintf(p, sizeof(p), "%s/%s", dev, links[i][0]);
-        if (symlink(links[i][1], p) < 0) {
-            return fail(errno, "/dev/%s", links[i][0]);
+        if (symlinkat(links[i][1], d, links[i][0]) < 0) {
+            int e = errno;
+            close(d);
+            return fail(e, "/dev/%s", links[i][0]);
         }
     }
+    close(d);
     return 0;
 }
 
@@ -656,7 +768,7 @@ int kiln__helper_mounts(const kiln__exec_spec_t *s, const char *staging,
     }
     if (sys_mount(&c, "/proc", true, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   NULL) < 0 ||
-        make_dev(&c) < 0) {
+        protect_proc(&c) < 0 || make_dev(&c) < 0) {
         return -1;
     }
     if ((s->hosts != NULL &&

@@ -296,7 +296,10 @@ static void test_pid_namespace(void **state)
 
     NEED_NAMESPACES();
     def = sh_def("grep CapEff /proc/self/status > /caps; "
-                 "! mount -t tmpfs none /tmp 2>/dev/null; "
+                 "! mount -t tmpfs none /tmp 2>/dev/null && "
+                 "! echo h > /proc/sysrq-trigger 2>/dev/null && "
+                 "! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null && "
+                 "test ! -s /proc/kcore && echo protected > /protected; "
                  "echo $PPID > /ppid; ls /proc | grep -c '^[0-9]*$' > /procs; "
                  "tr '\\0' ' ' < /proc/1/cmdline > /init; hostname > /host; "
                  "cat /etc/hosts > /hosts",
@@ -307,6 +310,8 @@ static void test_pid_namespace(void **state)
      * CAP_SYS_ADMIN, so the command cannot mount. */
     assert_true(ex_read_out(f, "caps", buf, sizeof(buf)));
     assert_string_equal(buf, "CapEff:\t00000000a80425fb\n");
+    /* The host kernel's knobs in /proc are read-only or hidden. */
+    assert_true(ex_out_exists(f, "protected"));
     /* The build's init is pid 1, the command its child. */
     assert_true(ex_read_out(f, "ppid", buf, sizeof(buf)));
     assert_string_equal(buf, "1\n");
