@@ -1,5 +1,6 @@
 /* The public solve API: start, wait, cancel, status, stats, free. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,13 +93,12 @@ static int check_exec_pairs(const kiln_solve_options_t *o, kiln_error_t *err)
         struct stat st;
 
         if (eq == NULL || eq == *l || eq[1] == '\0') {
-            return kiln__fail(err, KILN_EINVAL, "SSH agent '%s' is not "
-                              "ID=SOCKET", *l);
+            return kiln__fail(err, KILN_EINVAL,
+                              "SSH agent '%s' is not ID=SOCKET", *l);
         }
         if (stat(eq + 1, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-            return kiln__fail(err, KILN_EINVAL,
-                              "SSH agent '%.*s' (%s): %s", (int)(eq - *l), *l,
-                              eq + 1,
+            return kiln__fail(err, KILN_EINVAL, "SSH agent '%.*s' (%s): %s",
+                              (int)(eq - *l), *l, eq + 1,
                               stat(eq + 1, &st) < 0 ? strerror(errno)
                                                     : "not a socket");
         }
@@ -109,16 +109,25 @@ static int check_exec_pairs(const kiln_solve_options_t *o, kiln_error_t *err)
 int kiln_solve_start(kiln_engine_t *e, const kiln_solve_options_t *o,
                      kiln_error_t *err, kiln_solve_t **out)
 {
+    kiln_solve_options_t full = KILN_SOLVE_OPTIONS_INIT;
     kiln_solve_t *s;
     kiln__msg_t *m;
     int rc;
 
     *out = NULL;
-    if (o == NULL || o->size < sizeof(kiln_solve_options_t)) {
+    /* Callers built before secret_envs and ssh were appended pass the
+     * older, shorter struct: the new fields read as NULL. */
+    if (o == NULL || o->size < offsetof(kiln_solve_options_t, secret_envs)) {
         return kiln__fail(err, KILN_EINVAL,
                           "kiln_solve_options_t: initialise it with "
                           "KILN_SOLVE_OPTIONS_INIT");
     }
+    memcpy(&full, o, o->size < sizeof(full) ? o->size : sizeof(full));
+    full.size = sizeof(full);
+    if (o->size < sizeof(full)) {
+        full.secret_envs = full.ssh = NULL;
+    }
+    o = &full;
     if (o->definition == NULL) {
         return kiln__fail(err, KILN_EINVAL, "no definition to solve");
     }

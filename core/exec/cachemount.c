@@ -64,8 +64,8 @@ static int wait_lock(int fd, int op, bool (*cancelled)(void *), void *ud,
     return 0;
 }
 
-int kiln__exec_cache_acquire(kiln__store_t *store, const char *id,
-                             int sharing, bool (*cancelled)(void *), void *ud,
+int kiln__exec_cache_acquire(kiln__store_t *store, const char *id, int sharing,
+                             bool (*cancelled)(void *), void *ud,
                              kiln__exec_cache_t *c, kiln_error_t *err)
 {
     char *base = NULL;
@@ -87,8 +87,8 @@ int kiln__exec_cache_acquire(kiln__store_t *store, const char *id,
     } else {
         rc = (-EAGAIN);
         for (int n = 0; rc == (-EAGAIN) && n < MAX_INSTANCES; n++) {
-            int lr = open_instance(base, n, &c->lock_fd, &c->fresh, &c->dir,
-                                   err);
+            int lr =
+                open_instance(base, n, &c->lock_fd, &c->fresh, &c->dir, err);
             if (lr < 0) {
                 rc = lr;
             } else if (flock(c->lock_fd, LOCK_EX | LOCK_NB) == 0) {

@@ -47,8 +47,8 @@ static char *pair(const char *k, const char *v)
 }
 
 /* kiln__read_file() with a NUL after the bytes. */
-static int read_text(const char *path, size_t limit, uint8_t **out,
-                     size_t *len, kiln_error_t *err)
+static int read_text(const char *path, size_t limit, uint8_t **out, size_t *len,
+                     kiln_error_t *err)
 {
     int rc = kiln__read_file(path, limit, out, len, err);
     uint8_t *t;
@@ -177,8 +177,7 @@ static int make_files(const kiln__exec_ctx_t *c, kiln__exec_spec_t *s,
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     s->hosts = (char *)b.data;
-    if (read_text("/etc/resolv.conf", 1u << 16, &resolv, &len, &ignored) ==
-        0) {
+    if (read_text("/etc/resolv.conf", 1u << 16, &resolv, &len, &ignored) == 0) {
         s->resolv = (char *)resolv;
     }
     return 0;
@@ -207,9 +206,9 @@ static int make_spec(kiln__exec_ctx_t *c, kiln__exec_spec_t *s,
         s->cwd = strdup(meta->cwd != NULL && meta->cwd[0] ? meta->cwd : "/");
     }
     s->user = strdup(meta->user != NULL ? meta->user : "");
-    s->hostname = strdup(meta->hostname != NULL && meta->hostname[0]
-                             ? meta->hostname
-                             : DEFAULT_HOSTNAME);
+    s->hostname =
+        strdup(meta->hostname != NULL && meta->hostname[0] ? meta->hostname
+                                                           : DEFAULT_HOSTNAME);
     if (rc == 0 && (s->cwd == NULL || s->user == NULL || s->hostname == NULL)) {
         rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
@@ -271,13 +270,12 @@ static int read_status(kiln__exec_ctx_t *c, const kiln__exec_proc_t *p,
         kiln__exec_rec_t r;
         char msg[KILN_ERROR_MAX];
 
-        if (kiln__exec_rec_next(p->status.data, p->status.len, &off, &r,
-                                NULL) < 0 ||
+        if (kiln__exec_rec_next(p->status.data, p->status.len, &off, &r, NULL) <
+                0 ||
             r.n < 1) {
             break; /* a helper killed mid-record */
         }
-        snprintf(msg, sizeof(msg), "%.*s", (int)r.len[0],
-                 (const char *)r.f[0]);
+        snprintf(msg, sizeof(msg), "%.*s", (int)r.len[0], (const char *)r.f[0]);
         if (r.tag == KILN__EXEC_ST_STUB && r.n == 2) {
             kiln__exec_stub_t *v =
                 realloc(c->stubs, (c->n_stubs + 1) * sizeof(*v));
@@ -308,8 +306,8 @@ static int read_status(kiln__exec_ctx_t *c, const kiln__exec_proc_t *p,
 }
 
 /* BuildKit's message: process "ARGS" did not complete successfully. */
-static int command_failed(const kiln__exec_ctx_t *c,
-                          const kiln__exec_proc_t *p, kiln_error_t *err)
+static int command_failed(const kiln__exec_ctx_t *c, const kiln__exec_proc_t *p,
+                          kiln_error_t *err)
 {
     const Pb__Meta *meta = c->op->meta;
     char cmd[256] = "", tail[KILN_ERROR_MAX];
@@ -451,14 +449,14 @@ static int make_result(const kiln__exec_ctx_t *c, kiln_fileop_result_t **out,
         }
         o = &r->outputs[m->pm->output];
         o->base = m->pm->input >= 0 ? m->pm->input : -1;
-        layer = !m->pm->readonly &&
-                (m->kind == MNT_PLAIN ||
-                 ((m->kind == MNT_OVERLAY || m->kind == MNT_COPY) &&
-                  !m->empty));
+        layer =
+            !m->pm->readonly &&
+            (m->kind == MNT_PLAIN ||
+             ((m->kind == MNT_OVERLAY || m->kind == MNT_COPY) && !m->empty));
         if (layer) {
             o->layers = calloc(1, sizeof(*o->layers));
-            if (o->layers == NULL || (o->layers->dir = strdup(m->upper)) ==
-                                         NULL) {
+            if (o->layers == NULL ||
+                (o->layers->dir = strdup(m->upper)) == NULL) {
                 kiln__fileop_result_free(r);
                 return kiln__fail(err, KILN_ENOMEM, "out of memory");
             }
@@ -469,8 +467,7 @@ static int make_result(const kiln__exec_ctx_t *c, kiln_fileop_result_t **out,
     for (size_t o = 0; o < r->n_outputs; o++) {
         if (r->outputs[o].base == -2) {
             kiln__fileop_result_free(r);
-            return kiln__fail(err, KILN_EINVAL, "no mount makes output %zu",
-                              o);
+            return kiln__fail(err, KILN_EINVAL, "no mount makes output %zu", o);
         }
     }
     *out = r;
@@ -495,8 +492,8 @@ int kiln__exec_run(const kiln__exec_env_t *env, kiln_error_t *err,
     int rc = check_op(env, env->op, err);
 
     *out = NULL;
-    c.copy_mode = atomic_load(&no_overlay) ||
-                  (force != NULL && strcmp(force, "1") == 0);
+    c.copy_mode =
+        atomic_load(&no_overlay) || (force != NULL && strcmp(force, "1") == 0);
     if (rc == 0) {
         rc = attempt(&c, err);
     }

@@ -22,11 +22,11 @@
 
 typedef struct kiln__exec_env {
     const Pb__ExecOp *op;
-    const kiln_fileop_env_t *fenv; /* inputs, new_layer, cancelled */
-    kiln__store_t *store;          /* cache mounts, scratch */
-    const char *const *secrets;    /* "ID=PATH", may be NULL */
+    const kiln_fileop_env_t *fenv;  /* inputs, new_layer, cancelled */
+    kiln__store_t *store;           /* cache mounts, scratch */
+    const char *const *secrets;     /* "ID=PATH", may be NULL */
     const char *const *secret_envs; /* "ID=VAR", may be NULL */
-    const char *const *ssh;        /* "ID=SOCKET", may be NULL */
+    const char *const *ssh;         /* "ID=SOCKET", may be NULL */
     /* The command's output: complete lines (or a long line's pieces),
      * stream 1 or 2. Called on the calling thread. */
     void (*output)(void *ud, int stream, const uint8_t *data, size_t len);

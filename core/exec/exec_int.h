@@ -19,7 +19,7 @@ typedef struct kiln__exec_proc {
     bool cancelled;     /* killed because the build was canceled */
     kiln__buf_t status; /* the helper's status records */
     char tail[KILN__EXEC_TAIL_LINES][KILN__EXEC_TAIL_WIDTH];
-    size_t n_tail;      /* lines seen; tail holds the last 20 */
+    size_t n_tail; /* lines seen; tail holds the last 20 */
 } kiln__exec_proc_t;
 
 /*
@@ -38,6 +38,15 @@ void kiln__exec_tail(const kiln__exec_proc_t *p, char *buf, size_t size);
  * overlayfs would show as files); cached per directory, as layers never
  * change. Errors read as true (the caller then flattens, which is safe). */
 bool kiln__exec_layer_has_whiteouts(const char *dir);
+
+/*
+ * The directory overlayfs should get for layer `dir` (into out): the layer
+ * itself, or for a layer with whiteouts its twin in the store's tmp area
+ * (lower.c; made once, then reused). KILN_ENOTSUP without root (no twin
+ * can be made: flatten instead), or an error making it.
+ */
+int kiln__exec_lower_dir(kiln__store_t *store, const char *dir, char *out,
+                         size_t size);
 
 /* A stub the helper made: container path, and whether it is a parent
  * directory that may go too. */
@@ -85,8 +94,8 @@ typedef struct kiln__exec_cache {
  * (making a new one if all are taken). Waiting stops with KILN_ECANCELED
  * when `cancelled` says so. Release with kiln__exec_cache_release().
  */
-int kiln__exec_cache_acquire(kiln__store_t *store, const char *id,
-                             int sharing, bool (*cancelled)(void *), void *ud,
+int kiln__exec_cache_acquire(kiln__store_t *store, const char *id, int sharing,
+                             bool (*cancelled)(void *), void *ud,
                              kiln__exec_cache_t *c, kiln_error_t *err);
 void kiln__exec_cache_release(kiln__store_t *store, const char *id,
                               kiln__exec_cache_t *c);

@@ -11,10 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -228,9 +230,51 @@ static bool env_has(char **env, const char *key)
     return false;
 }
 
+/* The capabilities a build step keeps, as BuildKit's (and Docker's)
+ * default sandbox: no CAP_SYS_ADMIN, so nothing can be mounted or
+ * remounted from inside, no module loading, no raw devices. */
+static const int kept_caps[] = {
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE,
+};
+
+static int last_cap(void)
+{
+    char *text = slurp("/proc/sys/kernel/cap_last_cap");
+    int last = text != NULL ? atoi(text) : CAP_LAST_CAP;
+
+    free(text);
+    return last > 0 && last < 64 ? last : CAP_LAST_CAP;
+}
+
+/* Drops every other capability from the bounding set, then from the
+ * effective, permitted and inheritable sets (for root; setuid() to a
+ * user clears them anyway). */
+static int drop_caps(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2] = {{0}};
+    uint64_t keep = 0;
+
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(kept_caps); i++) {
+        keep |= 1ull << kept_caps[i];
+    }
+    for (int cap = 0, last = last_cap(); cap <= last; cap++) {
+        if (!(keep & (1ull << cap)) &&
+            prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+            return -1;
+        }
+    }
+    d[0].effective = d[0].permitted = d[0].inheritable = (uint32_t)keep;
+    d[1].effective = d[1].permitted = d[1].inheritable = (uint32_t)(keep >> 32);
+    return (int)syscall(SYS_capset, &h, d);
+}
+
 /* The command's process: becomes the user and execs. Never returns. */
-static void exec_command(const kiln__exec_spec_t *s,
-                         const kiln__exec_user_t *u, const char *cwd)
+static void exec_command(const kiln__exec_spec_t *s, const kiln__exec_user_t *u,
+                         const char *cwd)
 {
     char home[300];
     char **env = calloc(s->n_env + 3, sizeof(*env));
@@ -254,15 +298,21 @@ static void exec_command(const kiln__exec_spec_t *s,
     if (set_ulimits(s) < 0) {
         _exit(127);
     }
+    /* Before the user change, which needs CAP_SETUID (kept). */
+    if (drop_caps() < 0) {
+        kiln__helper_status(KILN__EXEC_ST_START, "dropping capabilities: %s",
+                            strerror(errno));
+        _exit(127);
+    }
     if (setgroups(u->n_groups, u->groups) < 0 && errno != EPERM) {
         kiln__helper_status(KILN__EXEC_ST_START, "setgroups: %s",
                             strerror(errno));
         _exit(127);
     }
     if (setgid(u->gid) < 0 || setuid(u->uid) < 0) {
-        kiln__helper_status(KILN__EXEC_ST_START,
-                            "cannot become user %u:%u: %s", (unsigned)u->uid,
-                            (unsigned)u->gid, strerror(errno));
+        kiln__helper_status(KILN__EXEC_ST_START, "cannot become user %u:%u: %s",
+                            (unsigned)u->uid, (unsigned)u->gid,
+                            strerror(errno));
         _exit(127);
     }
     if (chdir(cwd) < 0) {
@@ -270,6 +320,7 @@ static void exec_command(const kiln__exec_spec_t *s,
                             cwd, strerror(errno));
         _exit(127);
     }
+
     signal(SIGPIPE, SIG_DFL);
     environ = env;
     execvp(s->args[0], s->args);
@@ -343,7 +394,8 @@ static int run_init(const kiln__exec_spec_t *s, bool rootless)
     }
     /* kiln sees the end of the status stream once the command runs. */
     close(KILN__EXEC_FD);
-    return reap_until(cmd);
+    return kiln__helper_relay_wanted() ? kiln__helper_relay_run(cmd)
+                                       : reap_until(cmd);
 }
 
 /*
@@ -368,6 +420,14 @@ int main(int argc, char **argv)
         _exit(2);
     }
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Whatever else kiln's process had open (an embedder's descriptors
+     * without O_CLOEXEC) must not reach the command: it could see the
+     * host through them. */
+    if (syscall(SYS_close_range, KILN__EXEC_FD + 1, ~0U, 0) < 0) {
+        for (int fd = KILN__EXEC_FD + 1; fd < 65536; fd++) {
+            close(fd);
+        }
+    }
     fcntl(KILN__EXEC_FD, F_SETFD, FD_CLOEXEC);
     umask(022); /* as runc gives a container, whatever kiln's is */
     if (read_spec(&s) < 0) {
@@ -380,10 +440,9 @@ int main(int argc, char **argv)
         flags |= CLONE_NEWUSER;
     }
     if (unshare(flags) < 0 || (rootless && map_ids(uid, gid) < 0)) {
-        kiln__helper_status(KILN__EXEC_ST_NONS,
-                            "cannot create the build's namespaces%s: %s",
-                            rootless ? " (as a user: user namespaces)" : "",
-                            strerror(errno));
+        kiln__helper_status(
+            KILN__EXEC_ST_NONS, "cannot create the build's namespaces%s: %s",
+            rootless ? " (as a user: user namespaces)" : "", strerror(errno));
         kiln__exec_spec_clear(&s);
         _exit(KILN__EXEC_EXIT_SETUP);
     }

@@ -16,6 +16,7 @@
 #define KILN_EXEC_HELPER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "exec/spec.h"
 #include "exec/user.h"
@@ -24,12 +25,12 @@
 
 /* Status tags, helper -> kiln. */
 enum kiln__exec_status {
-    KILN__EXEC_ST_ERROR = 'E',   /* [message]: setting up failed */
-    KILN__EXEC_ST_NOOVL = 'O',   /* [message]: overlayfs refused */
-    KILN__EXEC_ST_NONS = 'n',    /* [message]: namespaces refused */
-    KILN__EXEC_ST_STUB = 'S',    /* [path, "1" if removable parent]: made */
-    KILN__EXEC_ST_START = 'X',   /* [message]: the command did not start */
-    KILN__EXEC_ST_WARN = 'W',    /* [message] */
+    KILN__EXEC_ST_ERROR = 'E', /* [message]: setting up failed */
+    KILN__EXEC_ST_NOOVL = 'O', /* [message]: overlayfs refused */
+    KILN__EXEC_ST_NONS = 'n',  /* [message]: namespaces refused */
+    KILN__EXEC_ST_STUB = 'S',  /* [path, "1" if removable parent]: made */
+    KILN__EXEC_ST_START = 'X', /* [message]: the command did not start */
+    KILN__EXEC_ST_WARN = 'W',  /* [message] */
 };
 
 /* Exit status of the helper when it failed before the command ran. */
@@ -47,5 +48,15 @@ void kiln__helper_stub(const char *path, bool parent);
  */
 int kiln__helper_mounts(const kiln__exec_spec_t *s, const char *staging,
                         bool rootless);
+
+/*
+ * SSH forwarding (relay.c): init relays connections made to `listen_fd`
+ * to the agent socket `agent_fd` (O_PATH, from before pivot_root). When
+ * any are registered, init runs kiln__helper_relay_run() instead of a
+ * plain wait: it relays until `cmd` exits and returns its exit status.
+ */
+int kiln__helper_relay_add(int listen_fd, int agent_fd);
+bool kiln__helper_relay_wanted(void);
+int kiln__helper_relay_run(pid_t cmd);
 
 #endif

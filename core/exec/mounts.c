@@ -17,8 +17,6 @@
 /* BuildKit's limit on a secret's size. */
 #define SECRET_MAX (500 * 1024)
 
-static atomic_bool warned_ssh;
-
 int kiln__exec_tmpdir(const kiln__exec_ctx_t *c, char path[4096],
                       kiln_error_t *err)
 {
@@ -44,48 +42,53 @@ static char *dup_or_empty(const char *s)
     return strdup(s != NULL ? s : "");
 }
 
-/* The input layers, top first, joined by newlines; a stack overlayfs
- * would misread (whiteout files) or an empty one is flattened first. */
+/* The input layers, top first, joined by newlines. A layer with whiteout
+ * files goes in as its overlay twin (root), else the whole stack is
+ * flattened first; so is an empty one (overlayfs wants a lower dir). */
 static int lowers(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, char **out,
                   size_t *count, kiln_error_t *err)
 {
     size_t depth = kiln__snap_view_depth(m->view);
-    bool flat = depth == 0;
+    /* One layer may be bound as it is, which a twin cannot: its devices
+     * would show. */
+    bool flat =
+        depth == 0 || (depth == 1 && kiln__exec_layer_has_whiteouts(
+                                         kiln__snap_view_layer(m->view, 0)));
     kiln__buf_t b = KILN_BUF_INIT;
+    char dir[4096];
     int rc;
 
-    for (size_t i = 0; !flat && i < depth; i++) {
+    for (size_t i = depth; !flat && i-- > 0;) {
         const char *l = kiln__snap_view_layer(m->view, i);
-        flat = strchr(l, '\n') != NULL || kiln__exec_layer_has_whiteouts(l);
-    }
-    if (flat) {
-        char dir[4096];
 
-        rc = kiln__exec_tmpdir(c, dir, err);
-        if (rc == 0) {
-            rc = kiln__snap_materialize(m->view, dir, true, err);
-        }
-        if (rc < 0) {
-            return rc;
-        }
-        *count = 1;
-        return (*out = strdup(dir)) != NULL
-                   ? 0
-                   : kiln__fail(err, KILN_ENOMEM, "out of memory");
-    }
-    for (size_t i = depth; i-- > 0;) {
-        kiln__buf_puts(&b, kiln__snap_view_layer(m->view, i));
-        if (i > 0) {
-            kiln__buf_putc(&b, '\n');
+        flat = strchr(l, '\n') != NULL ||
+               kiln__exec_lower_dir(c->env->store, l, dir, sizeof(dir)) < 0 ||
+               strchr(dir, '\n') != NULL;
+        if (!flat) {
+            kiln__buf_puts(&b, dir);
+            kiln__buf_putc(&b, i > 0 ? '\n' : '\0');
         }
     }
-    if (!kiln__buf_ok(&b)) {
-        kiln__buf_free(&b);
+    if (!flat && kiln__buf_ok(&b)) {
+        *count = depth;
+        *out = (char *)b.data;
+        return 0;
+    }
+    kiln__buf_free(&b);
+    if (!flat) {
         return kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
-    *count = depth;
-    *out = (char *)b.data;
-    return 0;
+    rc = kiln__exec_tmpdir(c, dir, err);
+    if (rc == 0) {
+        rc = kiln__snap_materialize(m->view, dir, true, err);
+    }
+    if (rc < 0) {
+        return rc;
+    }
+    *count = 1;
+    return (*out = strdup(dir)) != NULL
+               ? 0
+               : kiln__fail(err, KILN_ENOMEM, "out of memory");
 }
 
 /* A bind mount with an input: an overlay, a read-only layer, or a copy. */
@@ -227,8 +230,7 @@ static int prep_secret(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
     return 0;
 }
 
-static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
-                    kiln_error_t *err)
+static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, kiln_error_t *err)
 {
     const Pb__SSHOpt *o = m->pm->sshopt;
     const char *id = o != NULL && o->id != NULL && o->id[0] ? o->id : "default";
@@ -247,21 +249,16 @@ static int prep_ssh(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
                               : "SSH agent '%s': %s is not a socket",
                           id, sock == NULL ? id : sock);
     }
-    if (o != NULL && (o->uid != 0 || o->gid != 0 ||
-                      (o->mode != 0 && o->mode != 0600)) &&
-        !atomic_exchange(&warned_ssh, true) && c->env->warn != NULL) {
-        c->env->warn(c->env->ud,
-                     "SSH mounts: the agent's own socket is mounted, so "
-                     "SSHOpt uid, gid and mode are not applied");
-    }
     m->kind = MNT_OTHER;
-    m->spec.type = KILN__EXEC_MNT_BIND;
+    m->spec.type = KILN__EXEC_MNT_SOCKET;
     m->spec.src = strdup(sock);
+    m->spec.uid = o != NULL ? o->uid : 0;
+    m->spec.gid = o != NULL ? o->gid : 0;
+    m->spec.mode = o != NULL && o->mode != 0 ? o->mode & 07777 : 0600;
     return 0;
 }
 
-static int prep_one(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m,
-                    kiln_error_t *err)
+static int prep_one(kiln__exec_ctx_t *c, kiln__exec_mnt_t *m, kiln_error_t *err)
 {
     const Pb__Mount *pm = m->pm;
     const kiln_fileop_env_t *f = c->env->fenv;
@@ -407,8 +404,8 @@ static int collect_one(kiln__exec_ctx_t *c, size_t i, kiln_error_t *err)
     }
     switch (m->kind) {
     case MNT_OVERLAY:
-        rc = kiln__exec_upper_to_layer(m->upper, m->view, mine, k,
-                                       m->pm->dest, &m->empty, err);
+        rc = kiln__exec_upper_to_layer(m->upper, m->view, mine, k, m->pm->dest,
+                                       &m->empty, err);
         break;
     case MNT_COPY:
         rc = kiln__exec_remove_stubs(m->full, mine, k, m->pm->dest, err);

@@ -12,8 +12,8 @@ enum mnt_kind {
     MNT_COPY,    /* copy fallback: a full copy, diffed afterwards */
     MNT_PLAIN,   /* a directory of our own bound in (scratch) */
     MNT_CACHE,
-    MNT_OTHER,   /* tmpfs, secret, SSH socket: nothing comes back */
-    MNT_SKIP,    /* an optional secret or socket that was not given */
+    MNT_OTHER, /* tmpfs, secret, SSH socket: nothing comes back */
+    MNT_SKIP,  /* an optional secret or socket that was not given */
 };
 
 typedef struct kiln__exec_mnt {

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "exec/helper.h"
@@ -116,7 +117,8 @@ static int target(struct ctx *c, const char *dest, bool dir, bool parents,
                                   O_PATH | O_DIRECTORY);
             *slash = '/';
             if (parent < 0) {
-                return fail(errno, "mount destination %s: parent of %s", dest, path);
+                return fail(errno, "mount destination %s: parent of %s", dest,
+                            path);
             }
             if (leaf && !dir) {
                 f = openat(parent, slash + 1,
@@ -166,14 +168,13 @@ static int make_readonly(int fd, const char *dest)
     return 0;
 }
 
-/* Binds host path `src` (its `selector` inside, resolved in it) at the
- * resolved target fd: a detached copy of the tree (open_tree), made
- * read-only before it is attached, then moved onto the target. */
-static int bind_at(const char *src, const char *selector, int tfd,
-                   bool readonly, const char *dest)
+/* An O_PATH descriptor of host path `src`, or of `selector` inside it
+ * (resolved as if `src` were the root); *dir says whether it is one. */
+static int open_source(const char *src, const char *selector, const char *dest,
+                       int *fd, bool *dir)
 {
     int sfd = open(src, O_PATH | O_CLOEXEC);
-    int rc = 0, tree;
+    struct stat st;
 
     if (sfd < 0) {
         return fail(errno, "mount %s: source %s", dest, src);
@@ -187,20 +188,34 @@ static int bind_at(const char *src, const char *selector, int tfd,
         }
         sfd = sub;
     }
-    tree = open_tree(sfd, "",
-                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-                         AT_RECURSIVE);
-    close(sfd);
+    if (fstat(sfd, &st) < 0) {
+        close(sfd);
+        return fail(errno, "mount %s: source %s", dest, src);
+    }
+    *dir = S_ISDIR(st.st_mode);
+    *fd = sfd;
+    return 0;
+}
+
+/* Attaches a copy of the tree at sfd (open_tree), made read-only before
+ * it is attached, onto the resolved target tfd. */
+static int attach(int sfd, int tfd, bool readonly, const char *dest)
+{
+    int rc = 0;
+    int tree = open_tree(sfd, "",
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+                             AT_RECURSIVE);
+
     if (tree < 0) {
-        return fail(errno, "bind %s at %s", src, dest);
+        return fail(errno, "bind mount at %s", dest);
     }
     if (readonly) {
         rc = make_readonly(tree, dest);
     }
-    if (rc == 0 && move_mount(tree, "", tfd, "",
-                              MOVE_MOUNT_F_EMPTY_PATH |
-                                  MOVE_MOUNT_T_EMPTY_PATH) < 0) {
-        rc = fail(errno, "bind %s at %s", src, dest);
+    if (rc == 0 &&
+        move_mount(tree, "", tfd, "",
+                   MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+        rc = fail(errno, "bind mount at %s", dest);
     }
     close(tree);
     return rc;
@@ -276,8 +291,8 @@ static int overlay_fsconfig(const kiln__exec_mount_t *m, const char *dir,
             goto out;
         }
     }
-    if ((rootless && fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) <
-                         0) ||
+    if ((rootless &&
+         fsconfig(fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) < 0) ||
         fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
         goto out;
     }
@@ -330,67 +345,154 @@ static int write_text(const char *path, const void *data, size_t len,
     return n == (ssize_t)len ? 0 : -1;
 }
 
-/* One mount of the op (not the root). */
-static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+static int bind_to(struct ctx *c, const char *src, const char *selector,
+                   const char *dest, bool readonly, bool parents)
 {
-    bool dir = m->type != KILN__EXEC_MNT_SECRET;
-    char staged[PATH_MAX + 32], to[64];
-    struct stat st;
+    bool dir = false;
+    int sfd = -1, tfd, rc;
+
+    if (open_source(src, selector, dest, &sfd, &dir) < 0) {
+        return -1;
+    }
+    if (target(c, dest, dir, parents, &tfd) < 0) {
+        close(sfd);
+        return -1;
+    }
+    rc = attach(sfd, tfd, readonly, dest);
+    close(sfd);
+    close(tfd);
+    return rc;
+}
+
+static int tmpfs_at(struct ctx *c, const kiln__exec_mount_t *m)
+{
+    char opts[64], to[64];
     int tfd, rc = 0;
 
-    if (m->type == KILN__EXEC_MNT_BIND && stat(m->src, &st) == 0 &&
-        !S_ISDIR(st.st_mode) &&
-        (m->selector == NULL || m->selector[0] == '\0')) {
-        dir = false; /* a file or socket: its stub is a file */
-    }
-    if (target(c, m->dest, dir, m->stub_parents, &tfd) < 0) {
+    if (target(c, m->dest, true, m->stub_parents, &tfd) < 0) {
         return -1;
     }
     fd_path(tfd, to);
-    switch (m->type) {
-    case KILN__EXEC_MNT_BIND:
-        rc = bind_at(m->src, m->selector, tfd, m->readonly, m->dest);
-        break;
-    case KILN__EXEC_MNT_OVERLAY:
-        snprintf(staged, sizeof(staged), "%s/m%zu", c->staging, i);
-        if (mkdir(staged, 0755) < 0) {
-            rc = fail(errno, "%s", staged);
-            break;
-        }
-        if (mount_overlay(c, m, staged) < 0) {
-            rc = -1;
-            break;
-        }
-        rc = bind_at(staged, m->selector, tfd, m->readonly, m->dest);
-        break;
-    case KILN__EXEC_MNT_TMPFS: {
-        char opts[64];
-
-        snprintf(opts, sizeof(opts), "mode=1777%s%llu",
-                 m->size > 0 ? ",size=" : "", (unsigned long long)m->size);
-        if (m->size == 0) {
-            snprintf(opts, sizeof(opts), "mode=1777");
-        }
-        if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
-            rc = fail(errno, "tmpfs at %s", m->dest);
-        }
-        break;
+    if (m->size > 0) {
+        snprintf(opts, sizeof(opts), "mode=1777,size=%llu",
+                 (unsigned long long)m->size);
+    } else {
+        snprintf(opts, sizeof(opts), "mode=1777");
     }
-    case KILN__EXEC_MNT_SECRET:
-        snprintf(staged, sizeof(staged), "%s/secrets/%zu", c->staging, i);
-        if (write_text(staged, m->data, m->len, 0600) < 0 ||
-            chown(staged, m->uid, m->gid) < 0 ||
-            chmod(staged, m->mode) < 0) {
-            rc = fail(errno, "secret for %s", m->dest);
-            break;
-        }
-        rc = bind_at(staged, NULL, tfd, true, m->dest);
-        break;
-    default:
-        rc = fail(EINVAL, "mount %s: unknown type", m->dest);
+    if (mount("tmpfs", to, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+        rc = fail(errno, "tmpfs at %s", m->dest);
     }
     close(tfd);
     return rc;
+}
+
+/* A secret's file on the private tmpfs; an owner a user namespace cannot
+ * map stays root (inside), with a warning. */
+static int secret_at(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    char staged[PATH_MAX + 32];
+
+    snprintf(staged, sizeof(staged), "%s/secrets/%zu", c->staging, i);
+    if (write_text(staged, m->data, m->len, 0600) < 0) {
+        return fail(errno, "secret for %s", m->dest);
+    }
+    if (chown(staged, m->uid, m->gid) < 0) {
+        if (!c->rootless) {
+            return fail(errno, "secret for %s", m->dest);
+        }
+        kiln__helper_status(KILN__EXEC_ST_WARN,
+                            "secret at %s: owner %u:%u cannot be mapped "
+                            "without root; it stays root's",
+                            m->dest, m->uid, m->gid);
+    }
+    if (chmod(staged, m->mode) < 0) {
+        return fail(errno, "secret for %s", m->dest);
+    }
+    return bind_to(c, staged, NULL, m->dest, true, m->stub_parents);
+}
+
+/* An SSH mount: a socket of init's own with the owner and mode asked for,
+ * relayed to the agent's (relay.c). Bound relative to the staging
+ * directory, since a socket path holds at most 107 bytes. */
+static int socket_at(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char name[32], staged[PATH_MAX + 32], cwd[PATH_MAX];
+    int agent = open(m->src, O_PATH | O_CLOEXEC);
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rc = 0;
+
+    snprintf(name, sizeof(name), "ssh%zu.sock", i);
+    snprintf(staged, sizeof(staged), "%s/%s", c->staging, name);
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", name);
+    if (agent < 0 || l < 0 || getcwd(cwd, sizeof(cwd)) == NULL ||
+        chdir(c->staging) < 0) {
+        rc = fail(errno, "SSH socket for %s", m->dest);
+    } else {
+        if (bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+            listen(l, 16) < 0) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        }
+        if (chdir(cwd) < 0 && rc == 0) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        }
+    }
+    if (rc == 0 && chown(staged, m->uid, m->gid) < 0) {
+        if (!c->rootless) {
+            rc = fail(errno, "SSH socket for %s", m->dest);
+        } else {
+            kiln__helper_status(KILN__EXEC_ST_WARN,
+                                "SSH socket at %s: owner %u:%u cannot be "
+                                "mapped without root; it stays root's",
+                                m->dest, m->uid, m->gid);
+        }
+    }
+    if (rc == 0 && chmod(staged, m->mode) < 0) {
+        rc = fail(errno, "SSH socket for %s", m->dest);
+    }
+    if (rc == 0 && kiln__helper_relay_add(l, agent) < 0) {
+        rc = fail(EMFILE, "SSH socket for %s: too many", m->dest);
+    }
+    if (rc < 0) {
+        if (agent >= 0) {
+            close(agent);
+        }
+        if (l >= 0) {
+            close(l);
+        }
+        return rc;
+    }
+    return bind_to(c, staged, NULL, m->dest, false, m->stub_parents);
+}
+
+/* One mount of the op (not the root). */
+static int op_mount(struct ctx *c, const kiln__exec_mount_t *m, size_t i)
+{
+    char staged[PATH_MAX + 32];
+
+    switch (m->type) {
+    case KILN__EXEC_MNT_BIND:
+        return bind_to(c, m->src, m->selector, m->dest, m->readonly,
+                       m->stub_parents);
+    case KILN__EXEC_MNT_OVERLAY:
+        snprintf(staged, sizeof(staged), "%s/m%zu", c->staging, i);
+        if (mkdir(staged, 0755) < 0) {
+            return fail(errno, "%s", staged);
+        }
+        if (mount_overlay(c, m, staged) < 0) {
+            return -1;
+        }
+        return bind_to(c, staged, m->selector, m->dest, m->readonly,
+                       m->stub_parents);
+    case KILN__EXEC_MNT_TMPFS:
+        return tmpfs_at(c, m);
+    case KILN__EXEC_MNT_SECRET:
+        return secret_at(c, m, i);
+    case KILN__EXEC_MNT_SOCKET:
+        return socket_at(c, m, i);
+    default:
+        return fail(EINVAL, "mount %s: unknown type", m->dest);
+    }
 }
 
 static int sys_mount(struct ctx *c, const char *dest, bool dir,
@@ -410,58 +512,172 @@ static int sys_mount(struct ctx *c, const char *dest, bool dir,
     return rc;
 }
 
+/* What Docker and BuildKit protect in /proc that the dropped
+ * capabilities do not already: writing sysrq-trigger, sysctls or IRQ
+ * affinities only takes uid 0 (read-only here), and keys and the kernel's
+ * timer and scheduler state leak the host's (hidden behind /dev/null).
+ * The rest of Docker's list (kcore, bus, acpi, scsi, ...) needs
+ * CAP_SYS_RAWIO or CAP_SYS_ADMIN, which no step has; each mount here
+ * costs time in every exec. In a user namespace none of these are
+ * writable anyway. Paths this kernel lacks are skipped. */
+static const char *const proc_readonly[] = {"sys", "sysrq-trigger", "irq"};
+static const char *const proc_masked[] = {"keys", "timer_list", "sched_debug"};
+
+/* An O_PATH descriptor of `path` in the new root (never followed out of
+ * it) and its /proc/self/fd name. */
+static int in_root(struct ctx *c, const char *path, char name[64])
+{
+    int fd = open_in_root(c->rootfd, path, O_PATH);
+
+    if (fd >= 0) {
+        fd_path(fd, name);
+    }
+    return fd;
+}
+
+static int protect_proc(struct ctx *c)
+{
+    char p[64], name[64];
+    struct stat st;
+
+    if (c->rootless) {
+        return 0;
+    }
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(proc_readonly); i++) {
+        int fd, tree;
+
+        snprintf(p, sizeof(p), "/proc/%s", proc_readonly[i]);
+        if ((fd = in_root(c, p, name)) < 0) {
+            continue; /* not in this kernel */
+        }
+        tree = open_tree(fd, "",
+                         OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        if (tree < 0 || make_readonly(tree, p) < 0 ||
+            move_mount(tree, "", fd, "",
+                       MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0) {
+            int e = errno;
+            if (tree >= 0) {
+                close(tree);
+            }
+            close(fd);
+            return fail(e, "read-only %s", p);
+        }
+        close(tree);
+        close(fd);
+    }
+    for (size_t i = 0; i < KILN_ARRAY_SIZE(proc_masked); i++) {
+        int fd, rc;
+
+        snprintf(p, sizeof(p), "/proc/%s", proc_masked[i]);
+        if ((fd = in_root(c, p, name)) < 0) {
+            continue;
+        }
+        rc = fstat(fd, &st) < 0 ? -1
+             : S_ISDIR(st.st_mode)
+                 ? mount("tmpfs", name, "tmpfs", MS_RDONLY, "size=0")
+                 : mount("/dev/null", name, NULL, MS_BIND, NULL);
+        close(fd);
+        if (rc < 0) {
+            return fail(errno, "hiding %s", p);
+        }
+    }
+    return 0;
+}
+
 /* A minimal /dev: a tmpfs with the host's harmless devices bound in
- * (binding works in a user namespace, where mknod does not). */
+ * (binding works in a user namespace, where mknod does not). Everything
+ * is made relative to the tmpfs's descriptor, never by a host path. */
 static int make_dev(struct ctx *c)
 {
     static const char *const devs[] = {"null",   "zero",    "full",
                                        "random", "urandom", "tty"};
     static const char *const links[][2] = {
-        {"ptmx", "pts/ptmx"},        {"fd", "/proc/self/fd"},
-        {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+        {"ptmx", "pts/ptmx"},          {"fd", "/proc/self/fd"},
+        {"stdin", "/proc/self/fd/0"},  {"stdout", "/proc/self/fd/1"},
         {"stderr", "/proc/self/fd/2"},
     };
-    char dev[PATH_MAX + 16], p[PATH_MAX + 32];
-    int tfd;
+    char name[64];
+    int tfd, d, f;
 
     if (target(c, "/dev", true, true, &tfd) < 0) {
         return -1;
     }
-    close(tfd);
-    snprintf(dev, sizeof(dev), "%s/dev", c->root);
-    if (mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC,
+    fd_path(tfd, name);
+    if (mount("tmpfs", name, "tmpfs", MS_NOSUID | MS_NOEXEC,
               "mode=755,size=65536k") < 0) {
+        close(tfd);
         return fail(errno, "tmpfs at %s", "/dev");
+    }
+    close(tfd);
+    d = open_in_root(c->rootfd, "/dev", O_RDONLY | O_DIRECTORY);
+    if (d < 0) {
+        return fail(errno, "%s", "/dev");
     }
     for (size_t i = 0; i < KILN_ARRAY_SIZE(devs); i++) {
         char host[32];
 
-        snprintf(p, sizeof(p), "%s/%s", dev, devs[i]);
         snprintf(host, sizeof(host), "/dev/%s", devs[i]);
-        if (write_text(p, "", 0, 0666) < 0 ||
-            mount(host, p, NULL, MS_BIND, NULL) < 0) {
-            return fail(errno, "binding %s into /dev", host);
+        f = openat(d, devs[i], O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
+        if (f >= 0) {
+            close(f);
+            f = openat(d, devs[i], O_PATH | O_NOFOLLOW | O_CLOEXEC);
         }
+        if (f >= 0) {
+            fd_path(f, name);
+        }
+        if (f < 0 || mount(host, name, NULL, MS_BIND, NULL) < 0) {
+            int e = errno;
+            if (f >= 0) {
+                close(f);
+            }
+            close(d);
+            return fail(e, "binding %s into /dev", host);
+        }
+        close(f);
     }
-    snprintf(p, sizeof(p), "%s/pts", dev);
-    if (mkdir(p, 0755) < 0 ||
-        mount("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC,
+    if (mkdirat(d, "pts", 0755) < 0 || mkdirat(d, "shm", 01777) < 0) {
+        int e = errno;
+        close(d);
+        return fail(e, "%s", "/dev/pts, /dev/shm");
+    }
+    f = openat(d, "pts", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (f >= 0) {
+        fd_path(f, name);
+    }
+    if (f < 0 ||
+        mount("devpts", name, "devpts", MS_NOSUID | MS_NOEXEC,
               c->rootless ? "newinstance,ptmxmode=0666,mode=0620"
                           : "newinstance,ptmxmode=0666,mode=0620,gid=5") < 0) {
-        return fail(errno, "devpts at %s", "/dev/pts");
+        int e = errno;
+        if (f >= 0) {
+            close(f);
+        }
+        close(d);
+        return fail(e, "devpts at %s", "/dev/pts");
     }
-    snprintf(p, sizeof(p), "%s/shm", dev);
-    if (mkdir(p, 01777) < 0 ||
-        mount("shm", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-              "mode=1777,size=65536k") < 0) {
-        return fail(errno, "tmpfs at %s", "/dev/shm");
+    close(f);
+    f = openat(d, "shm", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (f >= 0) {
+        fd_path(f, name);
     }
+    if (f < 0 || mount("shm", name, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                       "mode=1777,size=65536k") < 0) {
+        int e = errno;
+        if (f >= 0) {
+            close(f);
+        }
+        close(d);
+        return fail(e, "tmpfs at %s", "/dev/shm");
+    }
+    close(f);
     for (size_t i = 0; i < KILN_ARRAY_SIZE(links); i++) {
-        snprintf(p, sizeof(p), "%s/%s", dev, links[i][0]);
-        if (symlink(links[i][1], p) < 0) {
-            return fail(errno, "/dev/%s", links[i][0]);
+        if (symlinkat(links[i][1], d, links[i][0]) < 0) {
+            int e = errno;
+            close(d);
+            return fail(e, "/dev/%s", links[i][0]);
         }
     }
+    close(d);
     return 0;
 }
 
@@ -470,18 +686,12 @@ static int gen_file(struct ctx *c, const char *dest, const char *name,
                     const char *text)
 {
     char p[PATH_MAX + 32];
-    int tfd, rc;
 
     snprintf(p, sizeof(p), "%s/%s", c->staging, name);
     if (write_text(p, text, strlen(text), 0644) < 0) {
         return fail(errno, "writing %s", name);
     }
-    if (target(c, dest, false, true, &tfd) < 0) {
-        return -1;
-    }
-    rc = bind_at(p, NULL, tfd, false, dest);
-    close(tfd);
-    return rc;
+    return bind_to(c, p, NULL, dest, false, true);
 }
 
 static int loopback_up(void)
@@ -521,8 +731,7 @@ static int mount_root(struct ctx *c)
 
 static int pivot(struct ctx *c)
 {
-    if (c->s->mounts[0].readonly &&
-        make_readonly(c->rootfd, "/") < 0) {
+    if (c->s->mounts[0].readonly && make_readonly(c->rootfd, "/") < 0) {
         return -1;
     }
     if (chdir(c->root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
@@ -561,11 +770,11 @@ int kiln__helper_mounts(const kiln__exec_spec_t *s, const char *staging,
     }
     if (sys_mount(&c, "/proc", true, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                   NULL) < 0 ||
-        make_dev(&c) < 0) {
+        protect_proc(&c) < 0 || make_dev(&c) < 0) {
         return -1;
     }
-    if ((s->hosts != NULL && gen_file(&c, "/etc/hosts", "hosts", s->hosts) <
-                                 0) ||
+    if ((s->hosts != NULL &&
+         gen_file(&c, "/etc/hosts", "hosts", s->hosts) < 0) ||
         (s->resolv != NULL &&
          gen_file(&c, "/etc/resolv.conf", "resolv.conf", s->resolv) < 0)) {
         return -1;

@@ -41,7 +41,8 @@ struct run_ctx {
     const kiln__exec_env_t *env;
     kiln__exec_proc_t *p;
     uv_process_t proc;
-    uv_pipe_t status;
+    uv_poll_t status; /* our end of the socket: we read and close it */
+    int status_fd;
     uv_timer_t timer;
     struct stream out[2];
     bool exited, status_open;
@@ -60,8 +61,7 @@ const char *kiln__exec_helper_path(void)
     }
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = '\0';
-    if (n > 0 && strncmp(exe, KILN_BUILD_ROOT, root) == 0 &&
-        exe[root] == '/') {
+    if (n > 0 && strncmp(exe, KILN_BUILD_ROOT, root) == 0 && exe[root] == '/') {
         snprintf(path, sizeof(path), "%s/core/exec/kiln-run", KILN_BUILD_ROOT);
         return path;
     }
@@ -71,7 +71,8 @@ const char *kiln__exec_helper_path(void)
 static void add_tail(kiln__exec_proc_t *p, const uint8_t *line, size_t len)
 {
     char *slot = p->tail[p->n_tail % KILN__EXEC_TAIL_LINES];
-    size_t n = len < KILN__EXEC_TAIL_WIDTH - 1 ? len : KILN__EXEC_TAIL_WIDTH - 1;
+    size_t n =
+        len < KILN__EXEC_TAIL_WIDTH - 1 ? len : KILN__EXEC_TAIL_WIDTH - 1;
 
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
         n--;
@@ -164,19 +165,29 @@ static void on_output(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
     }
 }
 
-static void on_status(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+/* The status socket is watched, not handed to libuv: libuv closes what
+ * it owns with a raw syscall, and a descriptor closed out of a thread
+ * sanitizer's sight looks like a race when another thread reuses it. */
+static void on_status(uv_poll_t *h, int status, int events)
 {
     struct run_ctx *r = h->data;
+    char buf[4096];
+    ssize_t n = 0;
 
+    (void)events;
+    if (status == 0) {
+        n = read(r->status_fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+            return;
+        }
+    }
     if (n > 0) {
-        kiln__buf_append(&r->p->status, buf->base, (size_t)n);
+        kiln__buf_append(&r->p->status, buf, (size_t)n);
         return;
     }
-    if (n < 0) {
-        r->status_open = false;
-        uv_close((uv_handle_t *)h, NULL);
-        maybe_stop(r);
-    }
+    r->status_open = false;
+    uv_poll_stop(h);
+    maybe_stop(r);
 }
 
 static void on_helper_exit(uv_process_t *proc, int64_t status, int sig)
@@ -280,11 +291,11 @@ int kiln__exec_spawn(const kiln__exec_env_t *env, const uint8_t *spec,
                           helper, uv_strerror(rc));
     }
     send_spec(sv[0], spec, len);
-    uv_pipe_init(&loop, &r.status, 0);
+    r.status_fd = sv[0];
+    uv_poll_init(&loop, &r.status, sv[0]);
     r.status.data = &r;
-    uv_pipe_open(&r.status, sv[0]);
     r.status_open = r.out[0].open = r.out[1].open = true;
-    uv_read_start((uv_stream_t *)&r.status, alloc_cb, on_status);
+    uv_poll_start(&r.status, UV_READABLE | UV_DISCONNECT, on_status);
     uv_read_start((uv_stream_t *)&r.out[0].pipe, alloc_cb, on_output);
     uv_read_start((uv_stream_t *)&r.out[1].pipe, alloc_cb, on_output);
     uv_timer_init(&loop, &r.timer);
@@ -295,6 +306,7 @@ int kiln__exec_spawn(const kiln__exec_env_t *env, const uint8_t *spec,
     uv_walk(&loop, close_all, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
+    close(sv[0]);
     kiln__buf_free(&r.out[0].partial);
     kiln__buf_free(&r.out[1].partial);
     if (!kiln__buf_ok(&p->status)) {

@@ -60,8 +60,8 @@ int kiln__exec_rec_next(const uint8_t *data, size_t len, size_t *off,
 
         if (len - at < 4 || (flen = get_u32(data + at)) > len - at - 4) {
             return kiln__fail(err, KILN_EBADMSG,
-                              "spec: record at %zu: field %zu truncated",
-                              *off, i);
+                              "spec: record at %zu: field %zu truncated", *off,
+                              i);
         }
         rec->f[i] = data + at + 4;
         rec->len[i] = flen;
@@ -145,8 +145,8 @@ void kiln__exec_spec_encode(const kiln__exec_spec_t *s, kiln__buf_t *b)
 /* ---- decoding ---- */
 
 /* A field as a C string: no NUL inside. */
-static int field_str(const kiln__exec_rec_t *r, size_t i, size_t at,
-                     char **out, kiln_error_t *err)
+static int field_str(const kiln__exec_rec_t *r, size_t i, size_t at, char **out,
+                     kiln_error_t *err)
 {
     if (memchr(r->f[i], '\0', r->len[i]) != NULL) {
         return kiln__fail(err, KILN_EBADMSG,
@@ -218,10 +218,10 @@ static int decode_mount(const kiln__exec_rec_t *r, size_t at,
     }
     s->mounts = v;
     m = memset(&v[s->n_mounts++], 0, sizeof(*m));
-    rc = field_num(r, 0, at, KILN__EXEC_MNT_SECRET, &type, err);
+    rc = field_num(r, 0, at, KILN__EXEC_MNT_SOCKET, &type, err);
     if (rc == 0 && type == 0) {
-        rc = kiln__fail(err, KILN_EBADMSG,
-                        "spec: record at %zu: mount type 0", at);
+        rc = kiln__fail(err, KILN_EBADMSG, "spec: record at %zu: mount type 0",
+                        at);
     }
     m->type = (int)type;
     char **strs[] = {&m->dest, &m->src, &m->upper, &m->work, &m->selector};

@@ -43,13 +43,17 @@ enum kiln__exec_mount_type {
     KILN__EXEC_MNT_TMPFS = 3,
     /* A file made from `data` on the helper's private tmpfs. */
     KILN__EXEC_MNT_SECRET = 4,
+    /* A socket of the helper's own (uid, gid, mode) relayed to the host
+     * socket `src`: SSH agent forwarding. */
+    KILN__EXEC_MNT_SOCKET = 5,
 };
 
 /*
  * One mount, in order: the root ("/") first. Fields by type:
  * OVERLAY src (lowerdirs), upper, work, selector; BIND src, selector;
- * TMPFS size; SECRET data, uid, gid, mode. `selector` (a path inside the
- * mounted tree, "" for all) is what appears at dest.
+ * TMPFS size; SECRET data, uid, gid, mode; SOCKET src, uid, gid, mode.
+ * `selector` (a path inside the mounted tree, "" for all) is what appears at
+ * dest.
  */
 typedef struct kiln__exec_mount {
     int type;

@@ -325,8 +325,8 @@ static int walk_entry(struct walk *w, int fd, const char *name, bool *kept)
         return kiln__snap_whiteout(fd, name, name, w->err);
     }
     if (S_ISDIR(st.st_mode)) {
-        int sub = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                       O_CLOEXEC);
+        int sub =
+            openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         bool opaque = false, empty = false;
 
         if (sub < 0) {
@@ -335,8 +335,8 @@ static int walk_entry(struct walk *w, int fd, const char *name, bool *kept)
         }
         if (plen + strlen(name) + 2 > sizeof(w->path)) {
             close(sub);
-            return kiln__fail(w->err, -ENAMETOOLONG, "%s/%s: too long",
-                              w->path, name);
+            return kiln__fail(w->err, -ENAMETOOLONG, "%s/%s: too long", w->path,
+                              name);
         }
         snprintf(w->path + plen, sizeof(w->path) - plen, "/%s", name);
         rc = strip_xattrs(sub, &opaque, w->path, w->err);

@@ -207,8 +207,7 @@ int kiln__exec_user_resolve(const char *spec, const char *passwd,
     }
     if (colon != NULL) {
         if (colon[1] == '\0') {
-            return kiln__fail(err, KILN_EINVAL, "user '%s': empty group",
-                              spec);
+            return kiln__fail(err, KILN_EINVAL, "user '%s': empty group", spec);
         }
         return resolve_group(colon + 1, group, out, err);
     }

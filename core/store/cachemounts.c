@@ -54,18 +54,16 @@ int kiln__store_cachemount_dir(kiln__store_t *s, const char *id, char **dir,
 
         kiln__random_hex(rnd, 16);
         snprintf(part, sizeof(part), "%s/.id-%s", hex, rnd);
-        idfd = openat(fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                      0644);
+        idfd = openat(fd, part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (idfd < 0 || write(idfd, id, strlen(id)) != (ssize_t)strlen(id) ||
             close(idfd) < 0 ||
             (renameat(fd, part, fd, tmp) < 0 && errno != ENOENT)) {
-            rc = kiln__fail(err, -errno, "%s/%s/%s: %s", s->root, CM_DIR,
-                            tmp, strerror(errno));
+            rc = kiln__fail(err, -errno, "%s/%s/%s: %s", s->root, CM_DIR, tmp,
+                            strerror(errno));
         }
     }
     close(fd);
-    if (rc == 0 &&
-        asprintf(dir, "%s/%s/%s", s->root, CM_DIR, hex) < 0) {
+    if (rc == 0 && asprintf(dir, "%s/%s/%s", s->root, CM_DIR, hex) < 0) {
         rc = kiln__fail(err, KILN_ENOMEM, "out of memory");
     }
     return rc;
@@ -94,8 +92,8 @@ static int scan_one(kiln__store_t *s, int fd, const char *hex,
         close(idfd);
     }
     if (fstat(d, &st) == 0) {
-        c->created_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 +
-                        st.st_ctim.tv_nsec;
+        c->created_ns =
+            (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
     dir = fdopendir(d);
     while (dir != NULL && (e = readdir(dir)) != NULL) {
@@ -118,8 +116,8 @@ static int scan_one(kiln__store_t *s, int fd, const char *hex,
             !S_ISDIR(st.st_mode)) {
             continue;
         }
-        int64_t m = (int64_t)st.st_mtim.tv_sec * 1000000000 +
-                    st.st_mtim.tv_nsec;
+        int64_t m =
+            (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         if (m > c->last_used_ns) {
             c->last_used_ns = m;
         }
@@ -178,25 +176,76 @@ struct prune_ctx {
     kiln_error_t *err;
 };
 
+/* Takes every instance's lock of the ID's directory `d` (no waiting):
+ * false if one is held. The descriptors go into locks[] (-1 ends). */
+static bool lock_all(int d, int *locks, size_t max)
+{
+    DIR *dir = fdopendir(dup(d));
+    struct dirent *e;
+    size_t n = 0;
+    bool free_all = dir != NULL;
+
+    while (free_all && (e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+        int lf;
+
+        if (len <= 5 || strcmp(e->d_name + len - 5, ".lock") != 0) {
+            continue;
+        }
+        lf = openat(d, e->d_name, O_RDONLY | O_CLOEXEC);
+        if (lf < 0 || n + 1 >= max || flock(lf, LOCK_EX | LOCK_NB) < 0) {
+            free_all = false;
+            if (lf >= 0) {
+                close(lf);
+            }
+            break;
+        }
+        locks[n++] = lf;
+    }
+    locks[n] = -1;
+    if (dir != NULL) {
+        closedir(dir);
+    }
+    return free_all;
+}
+
 static int prune_one(const kiln__store_cachemount_t *c, void *ud)
 {
     struct prune_ctx *p = ud;
     char from[128], to[160];
-    int fd, rc;
+    int locks[130], fd, d, rc;
+    bool free_all;
 
     if (c->in_use) {
         return 0;
     }
+    /* Held while it moves, so that no exec takes it meanwhile. */
+    snprintf(from, sizeof(from), "%s/%s", CM_DIR, c->hex);
+    d = openat(p->s->root_fd, from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) {
+        return 0;
+    }
+    free_all = lock_all(d, locks, KILN_ARRAY_SIZE(locks));
+    close(d);
+    if (!free_all) {
+        for (size_t i = 0; locks[i] >= 0; i++) {
+            close(locks[i]);
+        }
+        return 0;
+    }
     /* Out of cachemounts/ in one rename (a user that comes later makes a
      * new one), then removed in the tmp area. */
-    snprintf(from, sizeof(from), "%s/%s", CM_DIR, c->hex);
     snprintf(to, sizeof(to), "%s/cm-%s", p->s->owner, c->hex);
     fd = p->s->root_fd;
-    if (renameat(fd, from, p->s->tmp_fd, to) < 0) {
-        return errno == ENOENT
-                   ? 0
-                   : kiln__fail(p->err, -errno, "%s/%s: %s", p->s->root, from,
-                                strerror(errno));
+    rc = renameat(fd, from, p->s->tmp_fd, to) < 0 && errno != ENOENT
+             ? kiln__fail(p->err, -errno, "%s/%s: %s", p->s->root, from,
+                          strerror(errno))
+             : 0;
+    for (size_t i = 0; locks[i] >= 0; i++) {
+        close(locks[i]);
+    }
+    if (rc < 0 || faccessat(p->s->tmp_fd, to, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+        return rc;
     }
     rc = kiln__rm_tree_at(p->s->tmp_fd, to, p->err);
     if (rc == 0) {

@@ -35,8 +35,7 @@ int main(int argc, char **argv)
     kiln_llb_exec_secret_env(ex, "tok2", "TOK", 0);
     kiln_llb_exec_ssh(ex, NULL, NULL, 0, 0, -1, 0);
     kiln_llb_exec_mount(ex, "/out", kiln_llb_scratch(b), NULL, 0);
-    if (kiln_llb_write(b, kiln_llb_exec_output(ex, "/out"), stdout, &err) <
-        0) {
+    if (kiln_llb_write(b, kiln_llb_exec_output(ex, "/out"), stdout, &err) < 0) {
         fprintf(stderr, "exec_def: %s\n", err.message);
         kiln_llb_free(b);
         return 1;

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,8 +110,7 @@ static void test_writes_file(void **state)
     char buf[256];
 
     NEED_NAMESPACES();
-    def = sh_def("echo hello > /hello && echo out && echo err >&2", NULL,
-                 NULL);
+    def = sh_def("echo hello > /hello && echo out && echo err >&2", NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_true(ex_read_out(f, "hello", buf, sizeof(buf)));
@@ -139,14 +139,15 @@ static void test_deletes(void **state)
     ex_fixture_t *f = *state;
     kiln_llb_state_t *rootfs;
     kiln_llb_t *b = ex_builder(&rootfs);
-    kiln_llb_exec_t *e1, *e2;
+    kiln_llb_exec_t *e1, *e2, *e3;
     kiln_definition_t *def;
     ex_result_t r = {0};
     char buf[64];
 
     NEED_NAMESPACES();
     /* Removals become whiteouts, a re-made directory an opaque one; the
-     * next exec sees them through its own overlay. */
+     * next execs see them through their own overlays (as root: the
+     * layer's overlay twin), also when they change that directory. */
     e1 = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
                             "rm /etc/gone && rm -r /data && mkdir /data && "
@@ -155,12 +156,18 @@ static void test_deletes(void **state)
                        ARGV("sh", "-c",
                             "test ! -e /etc/gone && test ! -e /data/a && "
                             "test -f /data/n && ls /data > /listing"));
-    def = finish(b, kiln_llb_exec_root(e2));
+    e3 = kiln_llb_exec(kiln_llb_exec_root(e2),
+                       ARGV("sh", "-c",
+                            "echo x > /data/x && test ! -e /data/a && "
+                            "ls /data > /listing3"));
+    def = finish(b, kiln_llb_exec_root(e3));
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_false(ex_out_exists(f, "etc/gone"));
     assert_false(ex_out_exists(f, "data/a"));
     assert_false(ex_out_exists(f, "data/sub"));
+    assert_true(ex_read_out(f, "listing3", buf, sizeof(buf)));
+    assert_string_equal(buf, "n\nx\n");
     assert_true(ex_read_out(f, "listing", buf, sizeof(buf)));
     assert_string_equal(buf, "n\n");
     assert_true(ex_out_exists(f, "etc/passwd"));
@@ -195,6 +202,20 @@ static void test_exit_code(void **state)
     ex_solve(f, def, NULL, &r);
     assert_int_not_equal(r.rc, 0);
     assert_non_null(strstr(r.err.message, "/no/such/cmd"));
+    kiln_definition_free(def);
+
+    /* INSECURE is refused before anything runs. */
+    {
+        kiln_llb_exec_t *ex;
+        kiln_llb_t *b;
+
+        sh_def("touch /x", &ex, &b);
+        kiln_llb_exec_security(ex, KILN_LLB_SECURITY_INSECURE);
+        def = finish(b, kiln_llb_exec_root(ex));
+    }
+    ex_solve(f, def, NULL, &r);
+    assert_int_equal(r.rc, KILN_EINVAL);
+    assert_non_null(strstr(r.err.message, "security mode INSECURE"));
     kiln_definition_free(def);
 
     /* Valid exit codes: 3 is success here. */
@@ -274,15 +295,28 @@ static void test_pid_namespace(void **state)
     char buf[512];
 
     NEED_NAMESPACES();
-    def = sh_def("echo $$ > /pid; ls /proc | grep -c '^[0-9]*$' > /procs; "
+    def = sh_def("grep CapEff /proc/self/status > /caps; "
+                 "! mount -t tmpfs none /tmp 2>/dev/null && "
+                 "! echo h > /proc/sysrq-trigger 2>/dev/null && "
+                 "! echo 3 > /proc/sys/vm/drop_caches 2>/dev/null && "
+                 "! head -c 1 /proc/kcore > /dev/null 2>&1 && "
+                 "test -z \"$(cat /proc/timer_list)\" && "
+                 "echo protected > /protected; "
+                 "echo $PPID > /ppid; ls /proc | grep -c '^[0-9]*$' > /procs; "
                  "tr '\\0' ' ' < /proc/1/cmdline > /init; hostname > /host; "
                  "cat /etc/hosts > /hosts",
                  NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
+    /* The default sandbox's capabilities (BuildKit's, Docker's): no
+     * CAP_SYS_ADMIN, so the command cannot mount. */
+    assert_true(ex_read_out(f, "caps", buf, sizeof(buf)));
+    assert_string_equal(buf, "CapEff:\t00000000a80425fb\n");
+    /* The host kernel's knobs in /proc are read-only or hidden. */
+    assert_true(ex_out_exists(f, "protected"));
     /* The build's init is pid 1, the command its child. */
-    assert_true(ex_read_out(f, "pid", buf, sizeof(buf)));
-    assert_string_equal(buf, "2\n");
+    assert_true(ex_read_out(f, "ppid", buf, sizeof(buf)));
+    assert_string_equal(buf, "1\n");
     assert_true(ex_read_out(f, "init", buf, sizeof(buf)));
     assert_non_null(strstr(buf, "kiln-run"));
     /* init, sh, ls, grep: no host process is visible. */
@@ -303,18 +337,33 @@ static void test_host_invisible(void **state)
     kiln_definition_t *def;
     ex_result_t r = {0};
     char script[512], marker[160], buf[512];
+    int leaked;
 
     NEED_NAMESPACES();
     snprintf(marker, sizeof(marker), "%s/host-only-marker", f->base);
     ex_sh("echo x > %s", marker);
+    /* A descriptor of this process without O_CLOEXEC, onto the host: it
+     * must not reach the command. */
+    leaked = open(f->base, O_RDONLY | O_DIRECTORY);
+    assert_true(leaked > 2);
+    {
+        /* Above the helper's own descriptors. */
+        int high = fcntl(leaked, F_DUPFD, 40);
+
+        close(leaked);
+        leaked = high;
+    }
+    assert_true(leaked >= 40);
     snprintf(script, sizeof(script),
-             "test ! -e %s && test ! -e %s && ls / > /tmp/listing", marker,
-             f->rootfs);
+             "test ! -e %s && test ! -e %s && test ! -e /proc/self/fd/%d && "
+             "ls / > /tmp/listing",
+             marker, f->rootfs, leaked);
     def = sh_def(script, NULL, NULL);
     ex_solve(f, def, NULL, &r);
     assert_ok(&r);
     assert_true(ex_read_out(f, "tmp/listing", buf, sizeof(buf)));
     assert_string_equal(buf, "bin\ndata\ndev\netc\nhome\nproc\nrun\ntmp\n");
+    close(leaked);
     kiln_definition_free(def);
 }
 
@@ -471,6 +520,40 @@ static void test_cancel(void **state)
     kiln_definition_free(def);
 }
 
+/* ---- the solve options ---- */
+
+/* A caller built before secret_envs and ssh existed passes the shorter
+ * struct; it still builds, the new fields read as unset. */
+static void test_older_options(void **state)
+{
+    ex_fixture_t *f = *state;
+    kiln_engine_options_t eo = KILN_ENGINE_OPTIONS_INIT;
+    kiln_solve_options_t so = KILN_SOLVE_OPTIONS_INIT;
+    kiln_definition_t *def;
+    kiln_engine_t *e = NULL;
+    kiln_error_t err = {0};
+    char local[160];
+    const char *locals[] = {local, NULL};
+
+    NEED_NAMESPACES();
+    def = sh_def("echo ok > /ok", NULL, NULL);
+    snprintf(local, sizeof(local), "rootfs=%s", f->rootfs);
+    eo.root = f->root;
+    assert_int_equal(kiln_engine_new(&eo, &err, &e), 0);
+    so.size = (uint32_t)offsetof(kiln_solve_options_t, secret_envs);
+    so.definition = def;
+    so.locals = locals;
+    so.secret_envs = (const char *const[]){"x=KILN_NO_SUCH_VARIABLE", NULL};
+    if (kiln_solve(e, &so, &err) != 0) {
+        fail_msg("solve: %s", err.message);
+    }
+    so.size = 8;
+    assert_int_equal(kiln_solve(e, &so, &err), KILN_EINVAL);
+    assert_non_null(strstr(err.message, "KILN_SOLVE_OPTIONS_INIT"));
+    kiln_engine_free(e);
+    kiln_definition_free(def);
+}
+
 /* ---- rootless ---- */
 
 /* As `nobody`, with a store and rootfs of its own: the command is root of
@@ -479,59 +562,32 @@ static void test_cancel(void **state)
 static void test_rootless(void **state)
 {
     ex_fixture_t *f = *state;
-    ex_fixture_t mine;
     char buf[64], path[256];
     struct stat st;
     pid_t pid;
     int status;
 
     NEED_NAMESPACES();
-#if defined(__SANITIZE_THREAD__)
-    /* The build runs in a child forked from this threaded process, which
-     * ThreadSanitizer cannot follow; the plain and ASan runs cover it. */
-    (void)f;
-    (void)mine;
-    (void)buf;
-    (void)path;
-    (void)st;
-    (void)pid;
-    (void)status;
-    printf("# test_rootless: not run under ThreadSanitizer\n");
-    return;
-#endif
     if (geteuid() != 0) {
         print_message("skipped: already not root (the other tests ran "
                       "rootless)\n");
         skip();
     }
-    mine = *f;
     ex_sh("chmod 0755 %s && chown -R 65534:65534 %s/rootfs && "
           "mkdir -p %s/root %s/out && chown 65534:65534 %s/root %s/out",
           f->base, f->base, f->base, f->base, f->base, f->base);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        kiln_definition_t *def;
-        ex_result_t r = {0};
-        char why[256];
-
+        /* A fresh process (a forked copy of this threaded one could not
+         * start threads under ThreadSanitizer), as nobody. */
         if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
             setresuid(65534, 65534, 65534) < 0) {
             _exit(3);
         }
-        if (!ex_namespaces_ok(why, sizeof(why))) {
-            fprintf(stderr, "# rootless: %s\n", why);
-            _exit(4);
-        }
-        def = sh_def("id -u > /whoami; echo made > /tmp/made; rm /etc/gone",
-                     NULL, NULL);
-        ex_solve(&mine, def, NULL, &r);
-        if (r.rc != 0) {
-            fprintf(stderr, "# rootless build: %s\n", r.err.message);
-            _exit(5);
-        }
-        kiln_definition_free(def);
-        _exit(0);
+        execl("/proc/self/exe", "test_exec", "--rootless-child", f->base,
+              (char *)NULL);
+        _exit(6);
     }
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (WIFEXITED(status) && WEXITSTATUS(status) == 4) {
@@ -550,8 +606,50 @@ static void test_rootless(void **state)
     assert_int_equal(st.st_uid, 65534);
 }
 
-int main(void)
+/* The rootless build, in the process test_rootless starts as nobody. */
+static int rootless_child(const char *base)
 {
+    ex_fixture_t mine = {0};
+    kiln_definition_t *def;
+    ex_result_t r = {0};
+    char why[256];
+
+    snprintf(mine.base, sizeof(mine.base), "%s", base);
+    snprintf(mine.rootfs, sizeof(mine.rootfs), "%s/rootfs", base);
+    snprintf(mine.root, sizeof(mine.root), "%s/root", base);
+    snprintf(mine.out, sizeof(mine.out), "%s/out", base);
+    if (!ex_namespaces_ok(why, sizeof(why))) {
+        fprintf(stderr, "# rootless: %s\n", why);
+        return 4;
+    }
+    {
+        kiln_llb_state_t *rootfs;
+        kiln_llb_t *b = ex_builder(&rootfs);
+        kiln_llb_exec_t *e1 = kiln_llb_exec(
+            rootfs, ARGV("sh", "-c", "echo made > /tmp/made; rm /etc/gone"));
+        /* A layer with whiteouts below: without root the stack is
+         * flattened for the overlay. */
+        kiln_llb_exec_t *e2 = kiln_llb_exec(
+            kiln_llb_exec_root(e1), ARGV("sh", "-c",
+                                         "test ! -e /etc/gone && id -u > "
+                                         "/whoami"));
+
+        def = finish(b, kiln_llb_exec_root(e2));
+    }
+    ex_solve(&mine, def, NULL, &r);
+    kiln_definition_free(def);
+    if (r.rc != 0) {
+        fprintf(stderr, "# rootless build: %s\n", r.err.message);
+        return 5;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--rootless-child") == 0) {
+        return rootless_child(argv[2]);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writes_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deletes, setup, teardown),
@@ -562,6 +660,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_network, setup, teardown),
         cmocka_unit_test_setup_teardown(test_streaming, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_older_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rootless, setup, teardown),
     };
 

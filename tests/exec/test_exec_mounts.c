@@ -122,8 +122,12 @@ static void test_input_selector(void **state)
     ex = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
                             "cat /mnt/in/b > /copied && ls /mnt/in > /ls && "
-                            "! touch /mnt/in/w 2>/dev/null"));
+                            "! touch /mnt/in/w 2>/dev/null && "
+                            "head -n 1 /mnt/file > /first"));
     kiln_llb_exec_mount(ex, "/mnt/in", rootfs, "/data/sub",
+                        KILN_LLB_MOUNT_READONLY);
+    /* A selector naming a file: its mount point is a file. */
+    kiln_llb_exec_mount(ex, "/mnt/file", rootfs, "/etc/passwd",
                         KILN_LLB_MOUNT_READONLY);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, NULL, &r);
@@ -132,6 +136,8 @@ static void test_input_selector(void **state)
     assert_string_equal(buf, "two\n");
     assert_true(ex_read_out(f, "ls", buf, sizeof(buf)));
     assert_string_equal(buf, "b\n");
+    assert_true(ex_read_out(f, "first", buf, sizeof(buf)));
+    assert_string_equal(buf, "root:x:0:0:root:/root:/bin/sh\n");
     /* The builder sets Meta.removeMountStubsRecursive, as Go's does: the
      * stub and the parents made for it go. */
     assert_false(ex_out_exists(f, "mnt"));
@@ -175,11 +181,10 @@ static void test_tmpfs_and_stubs(void **state)
     char buf[256];
 
     NEED_NAMESPACES();
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c",
-                            "echo t > /new/deep/tmp/f && "
-                            "grep ' /new/deep/tmp ' /proc/mounts | "
-                            "cut -d' ' -f3 > /fstype && touch /kept"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c",
+                                    "echo t > /new/deep/tmp/f && "
+                                    "grep ' /new/deep/tmp ' /proc/mounts | "
+                                    "cut -d' ' -f3 > /fstype && touch /kept"));
     kiln_llb_exec_tmpfs(ex, "/new/deep/tmp", 1 << 20);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, NULL, &r);
@@ -285,8 +290,8 @@ static void test_cache_persists(void **state)
     char buf[64];
 
     NEED_NAMESPACES();
-    d1 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count",
-                   "c1", KILN_LLB_CACHE_SHARED);
+    d1 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count", "c1",
+                   KILN_LLB_CACHE_SHARED);
     d2 = cache_def("echo run >> /cache/log; wc -l < /cache/log > /count #2",
                    "c1", KILN_LLB_CACHE_SHARED);
     ex_solve(f, d1, NULL, &r);
@@ -467,11 +472,10 @@ static void test_secrets(void **state)
     setenv("KILN_TEST_SECRET_VAR", SECRET "-env", 1);
     /* The command compares digests: the secret itself is nowhere in the
      * definition. */
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c",
-                            "md5sum < /run/secrets/tok > /sums; "
-                            "printf %s \"$TOK2\" | md5sum >> /sums; "
-                            "stat -c %a:%u /run/secrets/tok >> /sums"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c",
+                                    "md5sum < /run/secrets/tok > /sums; "
+                                    "printf %s \"$TOK2\" | md5sum >> /sums; "
+                                    "stat -c %a:%u /run/secrets/tok >> /sums"));
     kiln_llb_exec_secret(ex, "tok", "/run/secrets/tok", 1000, 1000, 0440, 0);
     kiln_llb_exec_secret_env(ex, "tok2", "TOK2", 0);
     def = finish(b, kiln_llb_exec_root(ex));
@@ -526,8 +530,7 @@ static void test_secrets(void **state)
     assert_non_null(strstr(r.err.message, "secret 'missing' was not given"));
     kiln_definition_free(def);
     b = ex_builder(&rootfs);
-    ex = kiln_llb_exec(rootfs,
-                       ARGV("sh", "-c", "test ! -e /run/secrets/m"));
+    ex = kiln_llb_exec(rootfs, ARGV("sh", "-c", "test ! -e /run/secrets/m"));
     kiln_llb_exec_secret(ex, "missing", "/run/secrets/m", 0, 0, -1,
                          KILN_LLB_OPTIONAL);
     def = finish(b, kiln_llb_exec_root(ex));
@@ -555,7 +558,7 @@ static void *agent_main(void *arg)
     if (c >= 0) {
         n = read(c, a->got, sizeof(a->got) - 1);
         a->got[n > 0 ? n : 0] = '\0';
-        (void)!write(c, "agent-reply\n", 12);
+        (void)!send(c, "agent-reply\n", 12, MSG_NOSIGNAL);
         close(c);
     }
     return NULL;
@@ -588,11 +591,16 @@ static void test_ssh(void **state)
     assert_non_null(getenv("KILN_TEST_UNIX_CLIENT"));
     ex_sh("cp %s %s/bin/unix_client", getenv("KILN_TEST_UNIX_CLIENT"),
           f->rootfs);
+    /* As a user, on a socket made for it: the agent's own (root's, 0755
+     * here) is never shown. */
     ex = kiln_llb_exec(rootfs,
                        ARGV("sh", "-c",
-                            "test -S \"$SSH_AUTH_SOCK\" && echo hello-agent | "
-                            "unix_client $SSH_AUTH_SOCK > /reply"));
-    kiln_llb_exec_ssh(ex, NULL, NULL, 0, 0, -1, 0);
+                            "test -S \"$SSH_AUTH_SOCK\" && "
+                            "stat -c %a:%u \"$SSH_AUTH_SOCK\" > /tmp/sock && "
+                            "echo hello-agent | "
+                            "unix_client $SSH_AUTH_SOCK > /tmp/reply"));
+    kiln_llb_exec_user(ex, "builder");
+    kiln_llb_exec_ssh(ex, NULL, NULL, 1000, 1000, 0600, 0);
     def = finish(b, kiln_llb_exec_root(ex));
     ex_solve(f, def, &o, &r);
     if (r.rc != 0) {
@@ -603,8 +611,10 @@ static void test_ssh(void **state)
     close(a.fd);
     assert_ok(&r);
     assert_string_equal(a.got, "hello-agent\n");
-    assert_true(ex_read_out(f, "reply", buf, sizeof(buf)));
+    assert_true(ex_read_out(f, "tmp/reply", buf, sizeof(buf)));
     assert_string_equal(buf, "agent-reply\n");
+    assert_true(ex_read_out(f, "tmp/sock", buf, sizeof(buf)));
+    assert_string_equal(buf, "600:1000\n");
     assert_false(ex_out_exists(f, "run/buildkit/ssh_agent.0"));
     kiln_definition_free(def);
 }
@@ -648,8 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scratch_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_input_selector, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writable_input, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_tmpfs_and_stubs, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tmpfs_and_stubs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hosts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_persists, setup, teardown),

@@ -84,8 +84,8 @@ static void push_image(void)
     cfg.diff_ids.v = diff_v;
     cfg.diff_ids.n = 1;
     if (kiln__oci_write_config(lay, &cfg, &cfg_desc, &err) != 0 ||
-        kiln__oci_write_manifest(lay, &cfg_desc, &layer, 1, &man_desc,
-                                 &err) != 0) {
+        kiln__oci_write_manifest(lay, &cfg_desc, &layer, 1, &man_desc, &err) !=
+            0) {
         fail_msg("manifest: %s", err.message);
     }
     snprintf(host, sizeof(host), "127.0.0.1:%d", srv.port);
@@ -97,8 +97,8 @@ static void push_image(void)
     snprintf(path, sizeof(path), "%s/blobs/sha256/%s", lay,
              man_desc.digest + 7);
     assert_int_equal(kiln__read_file(path, 1u << 20, &body, &len, &err), 0);
-    if (kiln__oci_manifest_put(r, &oref, KILN_OCI_MT_MANIFEST, body, len,
-                               NULL, &err) != 0) {
+    if (kiln__oci_manifest_put(r, &oref, KILN_OCI_MT_MANIFEST, body, len, NULL,
+                               &err) != 0) {
         fail_msg("manifest put: %s", err.message);
     }
     free(body);
@@ -190,11 +190,11 @@ static kiln_llb_t *run_file(const char *ref, kiln_llb_state_t **res)
     assert_int_equal(kiln_llb_new(KILN_LLB_ENCODING_LEGACY, &b), 0);
     assert_int_equal(kiln_llb_set_platform(b, "linux", "amd64", NULL), 0);
     img = kiln_llb_image(b, ref);
-    ex = kiln_llb_exec(img, (const char *const[]){"sh", "-c",
-                                                  "echo hi > /out/x", NULL});
+    ex = kiln_llb_exec(
+        img, (const char *const[]){"sh", "-c", "echo hi > /out/x", NULL});
     kiln_llb_exec_mount(ex, "/out", kiln_llb_scratch(b), NULL, 0);
-    fa = kiln_llb_mkdir(kiln_llb_actions(b), "/d", 0755,
-                        KILN_LLB_MKDIR_PARENTS);
+    fa =
+        kiln_llb_mkdir(kiln_llb_actions(b), "/d", 0755, KILN_LLB_MKDIR_PARENTS);
     fa = kiln_llb_mkfile(fa, "/d/f", 0644, "hello\n", 6, 0);
     fa = kiln_llb_copy(fa, img, "/etc/passwd", "/d/passwd", 0);
     fa = kiln_llb_mkfile(fa, "/tmpfile", 0600, "remove me", 9, 0);
