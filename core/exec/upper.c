@@ -138,18 +138,6 @@ static int by_depth(const void *a, const void *b)
     return lx < ly ? 1 : lx > ly ? -1 : strcmp(x->path, y->path);
 }
 
-static bool dir_empty(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    bool empty = false;
-
-    if (fd >= 0) {
-        kiln__snap_dir_empty(fd, &empty);
-        close(fd);
-    }
-    return empty;
-}
-
 /* Removes the stubs (deepest first) and, where a stub's parent is left
  * empty and exists below, gives the parent its times back. */
 static int remove_stubs(const char *dir, const kiln_snap_view_t *lower,
@@ -186,7 +174,7 @@ static int remove_stubs(const char *dir, const kiln_snap_view_t *lower,
         slash = strrchr(parent, '/');
         *(slash == parent ? slash + 1 : slash) = '\0';
         snprintf(path, sizeof(path), "%s%s", dir, parent);
-        if (lower != NULL && dir_empty(path)) {
+        if (lower != NULL && kiln__snap_path_empty(path)) {
             kiln_snap_entry_t e;
             kiln_error_t ignored;
 

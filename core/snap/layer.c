@@ -182,3 +182,17 @@ int kiln__snap_dir_empty(int fd, bool *empty)
     closedir(dir);
     return 0;
 }
+
+bool kiln__snap_path_empty(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool empty = false;
+
+    if (fd >= 0) {
+        if (kiln__snap_dir_empty(fd, &empty) < 0) {
+            empty = false;
+        }
+        close(fd);
+    }
+    return empty;
+}

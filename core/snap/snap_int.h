@@ -153,6 +153,8 @@ int kiln__snap_whiteout(int dirfd, const char *name, const char *what,
 int kiln__snap_unwhiteout(int dirfd, const char *name, bool *had,
                           const char *what, kiln_error_t *err);
 int kiln__snap_dir_empty(int fd, bool *empty);
+/* True if `path` is a directory that can be read and holds nothing. */
+bool kiln__snap_path_empty(const char *path);
 
 /* writer.c */
 struct kiln_snap_writer {

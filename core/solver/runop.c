@@ -25,6 +25,7 @@
 #include "exec/exec.h"
 #include "export/export.h"
 #include "fileop/fileop.h"
+#include "snap/snap_int.h"
 #include "solver/cachemap.h"
 #include "solver/run.h"
 #include "solver/source.h"
@@ -604,22 +605,6 @@ static int source_keyed_layer(void *ud, const char *key, char *path,
     return rc == 0 ? stack_push(r, path, key, false, err) : rc;
 }
 
-static bool dir_empty(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    bool empty = true;
-
-    if (d == NULL) {
-        return false;
-    }
-    while (empty && (e = readdir(d)) != NULL) {
-        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
-    }
-    closedir(d);
-    return empty;
-}
-
 /* A source: its plugin fills a new layer on scratch, and any it adds above
  * (new or reused: r->stack, in order). An empty base below other layers
  * (a fetch that stacked every layer itself) is dropped. */
@@ -645,7 +630,7 @@ static int run_source(struct run *r, kiln_fileop_result_t **res,
         rc = kiln__source_fetch(r->s, r->n, dir, source_layer,
                                 source_keyed_layer, r, err);
     }
-    if (rc == 0 && r->n_stack > 1 && dir_empty(dir)) {
+    if (rc == 0 && r->n_stack > 1 && kiln__snap_path_empty(dir)) {
         first = 1;
     }
     if (rc == 0 && ((o = out->outputs = calloc(1, sizeof(*o))) == NULL ||

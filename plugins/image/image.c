@@ -479,15 +479,21 @@ static int job_cancelled(void *ud)
     return host->cancelled((const kiln_job_t *)ud);
 }
 
-int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r)
+/* A registry client that stops when the job is canceled. */
+static int reg_new(kiln_job_t *job, kiln__oci_reg_t **r, kiln_error_t *err)
 {
     kiln__oci_reg_opts_t o = {0};
-    kiln_error_t err = {0};
-    int rc;
 
     o.cancelled = job_cancelled;
     o.cancel_ud = job;
-    rc = kiln__oci_reg_new(&o, r, &err);
+    return kiln__oci_reg_new(&o, r, err);
+}
+
+int image_reg_open(kiln_job_t *job, kiln__oci_reg_t **r)
+{
+    kiln_error_t err = {0};
+    int rc = reg_new(job, r, &err);
+
     return rc == 0 ? 0 : host->fail(job, rc, "%s", err.message);
 }
 
@@ -529,7 +535,6 @@ int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
                      uint64_t total, int *fd, kiln_error_t *err)
 {
     struct sink s = {.job = job, .fd = -1, .done = done, .total = total};
-    kiln__oci_reg_opts_t o = {0};
     uint64_t size = 0;
     char got[72];
     void *w;
@@ -538,13 +543,8 @@ int image_blob_fetch(kiln_job_t *job, kiln__oci_reg_t **r,
     if (host->blob_open(job, digest, fd) == 0) {
         return 1;
     }
-    if (*r == NULL) {
-        o.cancelled = job_cancelled;
-        o.cancel_ud = job;
-        rc = kiln__oci_reg_new(&o, r, err);
-        if (rc != 0) {
-            return rc;
-        }
+    if (*r == NULL && (rc = reg_new(job, r, err)) != 0) {
+        return rc;
     }
     rc = host->blob_create(job, &s.fd, &w);
     if (rc != 0) {

@@ -37,6 +37,25 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+/* registry_fixture.h's checks, without cmocka. */
+#define fail_msg(...)                                                          \
+    do {                                                                       \
+        fprintf(stderr, "bench_cache: " __VA_ARGS__);                          \
+        fputc('\n', stderr);                                                   \
+        exit(1);                                                               \
+    } while (0)
+#define assert_true(x)                                                         \
+    do {                                                                       \
+        if (!(x)) {                                                            \
+            fail_msg("%s:%d: %s", __FILE__, __LINE__, #x);                     \
+        }                                                                      \
+    } while (0)
+#define assert_non_null(x)     assert_true((x) != NULL)
+#define assert_int_equal(a, b) assert_true((a) == (b))
+
+#include "net_fixture.h"
+#include "../plugins/registry_fixture.h"
+
 #include <kiln/kiln.h>
 #include <kiln/llb.h>
 
@@ -187,71 +206,6 @@ static double build(kiln_definition_t *def, const char *src,
     return t;
 }
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
-        die("socket", "no free port");
-    }
-    port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static int port_open(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
-
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-    close(fd);
-    return ok;
-}
-
-static pid_t start_registry(char host[64])
-{
-    char cfg[400], text[1024];
-    int port = free_port();
-    pid_t pid;
-    FILE *f;
-
-    snprintf(host, 64, "127.0.0.1:%d", port);
-    snprintf(cfg, sizeof(cfg), "%s/registry.yml", tmp);
-    snprintf(text, sizeof(text),
-             "version: 0.1\nlog:\n  level: error\n  accesslog:\n"
-             "    disabled: true\nstorage:\n  filesystem:\n"
-             "    rootdirectory: %s/registry\nhttp:\n  addr: %s\n",
-             tmp, host);
-    f = fopen(cfg, "w");
-    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
-        die(cfg, "cannot write");
-    }
-    pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl("/usr/bin/docker-registry", "docker-registry", "serve", cfg,
-              (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 400 && !port_open(port); i++) {
-        usleep(50000);
-    }
-    if (!port_open(port)) {
-        die("docker-registry", "did not start");
-    }
-    return pid;
-}
-
 /* Bytes of the layer blobs the cache at `ref` lists, and of its config. */
 static void cache_bytes(const char *ref, uint64_t *layers, uint64_t *config)
 {
@@ -335,7 +289,7 @@ int main(void)
     size_t mb = mb_env != NULL ? (size_t)atoi(mb_env) : 5;
     char src[300], host[64], cmd[400];
     kiln_definition_t *def;
-    pid_t reg;
+    test_registry_t reg;
 
     if (access("/usr/bin/docker-registry", X_OK) != 0) {
         printf("bench_cache: no /usr/bin/docker-registry, skipped\n");
@@ -368,7 +322,8 @@ int main(void)
         line[strcspn(line, "\n")] = '\0';
         snprintf(base_ref, sizeof(base_ref), "ref=busybox@%s", line);
     }
-    reg = start_registry(host);
+    registry_start(&reg);
+    snprintf(host, sizeof(host), "%s", reg.host);
     printf("%d exec steps of %zu MB each, registry %s, median of %d cold "
            "builds\n",
            STEPS, mb ? mb : 5, host, ROUNDS);
@@ -381,8 +336,7 @@ int main(void)
     run_compression(def, src, host, "gzip", "work");
     run_compression(def, src, host, "zstd", "work");
     kiln_definition_free(def);
-    kill(reg, SIGTERM);
-    waitpid(reg, NULL, 0);
+    registry_remove(&reg);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
     return system(cmd) == 0 ? 0 : 1;
 }
